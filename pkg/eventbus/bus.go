@@ -1,0 +1,506 @@
+package eventbus
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/nats-io/nats.go"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+	"google.golang.org/protobuf/reflect/protoregistry"
+
+	"roster.dev/pkg/inbox"
+	"roster.dev/pkg/outbox"
+	"roster.dev/pkg/store"
+)
+
+// Config of one service's bus.
+type Config struct {
+	// Service is the service name: identity, seatbilling, rolepolicy, audit.
+	Service string
+	// DB is the service's own database (outbox and inbox live there).
+	DB *store.DB
+	// Connect opens a NATS connection; the bus opens one for publishing and
+	// one per consumer, named for what it does.
+	Connect func(name string) (*nats.Conn, error)
+	Logger  *slog.Logger
+	// MaxDeliver is how many deliveries an event gets before it goes to the
+	// dead-letter subject (default 5).
+	MaxDeliver int
+	// AckWait is how long JetStream waits for an ack before redelivering
+	// (default 30 s); a handler still running then is cancelled.
+	AckWait time.Duration
+	// RetryBackoff is the first redelivery delay after a failure, doubled on
+	// each further failure up to 30 s (default 200 ms).
+	RetryBackoff time.Duration
+}
+
+// Handler applies one event within tx, the transaction that also records it
+// in the inbox; events it emits with Bus.Emit(ctx, tx, …) commit with it.
+type Handler[E Event] func(ctx context.Context, tx *sql.Tx, ev E) error
+
+type handler struct {
+	newMsg func() proto.Message
+	fn     func(ctx context.Context, tx *sql.Tx, ev Event) error
+}
+
+// Bus is one service's connection to the event backbone.
+type Bus struct {
+	cfg    Config
+	log    *slog.Logger
+	wlog   watermill.LoggerAdapter
+	outbox *outbox.Outbox
+
+	mu       sync.Mutex
+	handlers map[protoreflect.FullName]handler
+	all      map[string]func(ctx context.Context, tx *sql.Tx, ev Event) error // by source service
+
+	pub   *wnats.Publisher
+	ready chan struct{}
+
+	// afterCommit, when set by a test, runs after a handler's transaction
+	// committed and before the ack.
+	afterCommit func(eventID string)
+}
+
+// New returns the bus of a service. Nothing connects until Run.
+func New(cfg Config) (*Bus, error) {
+	if cfg.Service == "" || cfg.DB == nil || cfg.Connect == nil {
+		return nil, errors.New("eventbus: Service, DB and Connect are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = 5
+	}
+	if cfg.AckWait <= 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.RetryBackoff <= 0 {
+		cfg.RetryBackoff = 200 * time.Millisecond
+	}
+	log := cfg.Logger.With("service", cfg.Service)
+	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	return &Bus{
+		cfg:      cfg,
+		log:      log,
+		wlog:     wlog,
+		outbox:   outbox.New(cfg.DB, wlog),
+		handlers: map[protoreflect.FullName]handler{},
+		all:      map[string]func(context.Context, *sql.Tx, Event) error{},
+		ready:    make(chan struct{}),
+	}, nil
+}
+
+// Service is the bus's service name.
+func (b *Bus) Service() string { return b.cfg.Service }
+
+// Outbox is the service's outbox.
+func (b *Bus) Outbox() *outbox.Outbox { return b.outbox }
+
+// On registers fn for events of type E. Register before Run.
+func On[E Event](b *Bus, fn Handler[E]) {
+	var zero E
+	name := zero.ProtoReflect().Descriptor().FullName()
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.handlers[name] = handler{
+		newMsg: func() proto.Message { return zero.ProtoReflect().New().Interface() },
+		fn:     func(ctx context.Context, tx *sql.Tx, ev Event) error { return fn(ctx, tx, ev.(E)) },
+	}
+}
+
+// OnAll registers fn for every event type published by source (the audit
+// service records them all). Types with their own On handler still go to
+// that handler.
+func OnAll(b *Bus, source string, fn Handler[Event]) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.all[source] = func(ctx context.Context, tx *sql.Tx, ev Event) error { return fn(ctx, tx, ev) }
+}
+
+// Emit stamps events (Stamp) and writes them to the outbox within tx; they
+// reach the stream after tx commits, and never if it rolls back.
+func (b *Bus) Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...Event) error {
+	for _, ev := range events {
+		Stamp(ctx, accountID, ev)
+		msg, subject, err := encode(ctx, b.cfg.Service, ev)
+		if err != nil {
+			return err
+		}
+		if err := b.outbox.Add(tx, subject, msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Ready is closed once the outbox relay runs and every consumer exists.
+func (b *Bus) Ready() <-chan struct{} { return b.ready }
+
+// Init creates the outbox and inbox tables; Run calls it.
+func (b *Bus) Init(ctx context.Context) error {
+	if err := b.outbox.Init(ctx); err != nil {
+		return err
+	}
+	return inbox.Init(ctx, b.cfg.DB)
+}
+
+// Run relays the outbox to JetStream and consumes the registered events
+// until ctx ends; then it stops taking new events, lets handlers in flight
+// finish, and returns. The streams must exist (EnsureStreams).
+func (b *Bus) Run(ctx context.Context) error {
+	if err := b.Init(ctx); err != nil {
+		return err
+	}
+	pubConn, err := b.cfg.Connect(b.cfg.Service + "-publisher")
+	if err != nil {
+		return fmt.Errorf("eventbus: connect: %w", err)
+	}
+	pub, err := wnats.NewPublisherWithNatsConn(pubConn, wnats.PublisherPublishConfig{
+		Marshaler:         &wnats.NATSMarshaler{},
+		SubjectCalculator: wnats.DefaultSubjectCalculator,
+		// TrackMsgId sets Nats-Msg-Id from the _watermill_message_uuid
+		// header, which NATSMarshaler writes from the message UUID: the event
+		// id, so a republished event falls in the stream's duplicate window.
+		JetStream: wnats.JetStreamConfig{TrackMsgId: true},
+	}, b.wlog)
+	if err != nil {
+		pubConn.Close()
+		return fmt.Errorf("eventbus: publisher: %w", err)
+	}
+	b.pub = pub
+	defer pub.Close()
+
+	relay, err := b.outbox.Relay(countingPublisher{pub, b.cfg.Service})
+	if err != nil {
+		return err
+	}
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: b.cfg.AckWait}, b.wlog)
+	if err != nil {
+		return err
+	}
+	router.AddMiddleware(middleware.Recoverer)
+	for _, source := range b.sources() {
+		if err := b.addConsumer(router, source); err != nil {
+			return err
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		if err := relay.Run(ctx); err != nil {
+			errs <- fmt.Errorf("eventbus: outbox relay: %w", err)
+			cancel()
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		if err := router.Run(ctx); err != nil {
+			errs <- fmt.Errorf("eventbus: router: %w", err)
+			cancel()
+		}
+	}()
+	go func() {
+		select {
+		case <-relay.Running():
+		case <-ctx.Done():
+			return
+		}
+		select {
+		case <-router.Running():
+			close(b.ready)
+			b.log.Info("event bus ready", "consumers", len(b.sources()))
+		case <-ctx.Done():
+		}
+	}()
+	<-ctx.Done()
+	_ = router.Close()
+	_ = relay.Close()
+	wg.Wait()
+	close(errs)
+	return errors.Join(collect(errs)...)
+}
+
+func collect(ch <-chan error) []error {
+	var out []error
+	for err := range ch {
+		out = append(out, err)
+	}
+	return out
+}
+
+// sources are the services whose streams this bus consumes.
+func (b *Bus) sources() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	set := map[string]bool{}
+	for name := range b.handlers {
+		set[ServiceOf(name)] = true
+	}
+	for s := range b.all {
+		set[s] = true
+	}
+	var out []string
+	for s := range set {
+		out = append(out, s)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// ConsumerName is the durable consumer (and queue group) of service on the
+// stream of source; replicas of a service share it.
+func ConsumerName(service, source string) string { return service + "_from_" + source }
+
+func (b *Bus) addConsumer(router *message.Router, source string) error {
+	name := ConsumerName(b.cfg.Service, source)
+	conn, err := b.cfg.Connect(name)
+	if err != nil {
+		return fmt.Errorf("eventbus: connect %s: %w", name, err)
+	}
+	sub, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
+		Unmarshaler:      deliveryUnmarshaler{},
+		SubscribersCount: 1,
+		AckWaitTimeout:   b.cfg.AckWait,
+		CloseTimeout:     b.cfg.AckWait,
+		SubscribeTimeout: 30 * time.Second,
+		NakDelay:         backoff{base: b.cfg.RetryBackoff, max: 30 * time.Second},
+		QueueGroupPrefix: name,
+		JetStream: wnats.JetStreamConfig{
+			// nats.go acks when the callback returns unless ManualAck is set,
+			// and watermill's callback returns without acking on its ack
+			// timeout, on close and on cancel: those events would be
+			// acknowledged unprocessed. With ManualAck only an explicit ack
+			// after the commit counts.
+			SubscribeOptions: []nats.SubOpt{
+				nats.ManualAck(),
+				nats.AckExplicit(),
+				nats.AckWait(b.cfg.AckWait),
+				nats.DeliverAll(),
+				nats.MaxAckPending(1024),
+				nats.BindStream(EventStream(source)),
+			},
+			DurablePrefix:     name,
+			DurableCalculator: func(prefix, _ string) string { return prefix },
+		},
+	}, b.wlog)
+	if err != nil {
+		conn.Close()
+		return fmt.Errorf("eventbus: subscriber %s: %w", name, err)
+	}
+	h := router.AddConsumerHandler(name, EventSubjects(source), sub, b.apply(name, source))
+	h.AddMiddleware(b.deadLetter(name))
+	trackLag(EventStream(source), name, conn)
+	return nil
+}
+
+// permanentError marks a failure that no retry can fix (an undecodable
+// message): it goes to the dead-letter subject at once.
+type permanentError struct{ error }
+
+func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
+	tracer := otel.Tracer("roster.dev/pkg/eventbus")
+	return func(msg *message.Message) error {
+		if reason := msg.Metadata.Get(mdDecodeFailed); reason != "" {
+			return permanentError{errors.New(reason)}
+		}
+		typ := protoreflect.FullName(msg.Metadata.Get(HeaderType))
+		b.mu.Lock()
+		h, typed := b.handlers[typ]
+		all := b.all[source]
+		b.mu.Unlock()
+		var newMsg func() proto.Message
+		var fn func(context.Context, *sql.Tx, Event) error
+		switch {
+		case typed:
+			newMsg, fn = h.newMsg, h.fn
+		case all != nil:
+			mt, err := protoregistry.GlobalTypes.FindMessageByName(typ)
+			if err != nil {
+				return permanentError{fmt.Errorf("unknown event type %q", typ)}
+			}
+			newMsg, fn = func() proto.Message { return mt.New().Interface() }, all
+		default:
+			consumed.WithLabelValues(b.cfg.Service, consumer, string(typ), "ignored").Inc()
+			return nil
+		}
+		pm := newMsg()
+		if err := proto.Unmarshal(msg.Payload, pm); err != nil {
+			return permanentError{fmt.Errorf("decode %s: %w", typ, err)}
+		}
+		ev, ok := pm.(Event)
+		if !ok || ev.GetMeta().GetEventId() == "" {
+			return permanentError{fmt.Errorf("%s carries no event id", typ)}
+		}
+		meta := ev.GetMeta()
+
+		ctx := propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
+		ctx, span := tracer.Start(ctx, "process "+string(typ.Name()),
+			trace.WithSpanKind(trace.SpanKindConsumer),
+			trace.WithAttributes(
+				attribute.String("messaging.system", "nats"),
+				attribute.String("messaging.consumer.group.name", consumer),
+				attribute.String("messaging.message.id", meta.GetEventId()),
+				attribute.String("roster.account_id", meta.GetAccountId()),
+			))
+		defer span.End()
+		ctx = withCause(ctx, meta)
+
+		applied := false
+		err := b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+			first, err := inbox.Claim(ctx, tx, consumer, meta.GetEventId())
+			if err != nil || !first {
+				return err
+			}
+			applied = true
+			return fn(ctx, tx, ev)
+		})
+		if err != nil {
+			span.RecordError(err)
+			span.SetStatus(codes.Error, err.Error())
+			return err
+		}
+		if b.afterCommit != nil {
+			b.afterCommit(meta.GetEventId())
+		}
+		outcome := "applied"
+		if !applied {
+			outcome = "duplicate"
+		}
+		consumed.WithLabelValues(b.cfg.Service, consumer, string(typ), outcome).Inc()
+		return nil
+	}
+}
+
+// deadLetter lets a failed event be redelivered (with backoff) until its
+// MaxDeliver-th delivery, then publishes it to roster.deadletter.<consumer>
+// and acks it, so one poison event never blocks the events behind it.
+func (b *Bus) deadLetter(consumer string) message.HandlerMiddleware {
+	return func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) {
+			out, err := h(msg)
+			if err == nil {
+				return out, nil
+			}
+			typ := msg.Metadata.Get(HeaderType)
+			delivery, _ := strconv.Atoi(msg.Metadata.Get(mdDelivery))
+			var perm permanentError
+			if !errors.As(err, &perm) && delivery < b.cfg.MaxDeliver {
+				failed.WithLabelValues(b.cfg.Service, consumer, typ).Inc()
+				b.log.Warn("event failed; will be redelivered", "consumer", consumer, "event_id", msg.UUID,
+					"type", typ, "delivery", delivery, "err", err)
+				return nil, err
+			}
+			if perr := b.publishDeadLetter(consumer, msg, err, delivery); perr != nil {
+				b.log.Error("dead-lettering failed; event stays on its stream", "consumer", consumer, "event_id", msg.UUID, "err", perr)
+				return nil, errors.Join(err, perr)
+			}
+			deadLettered.WithLabelValues(b.cfg.Service, consumer, typ).Inc()
+			b.log.Error("event dead-lettered", "consumer", consumer, "event_id", msg.UUID, "type", typ,
+				"delivery", delivery, "err", err)
+			return nil, nil
+		}
+	}
+}
+
+// Dead-letter headers, besides the original CloudEvents headers.
+const (
+	HeaderDLConsumer = "roster-dl-consumer"
+	HeaderDLSubject  = "roster-dl-subject"
+	HeaderDLError    = "roster-dl-error"
+	HeaderDLDelivery = "roster-dl-deliveries"
+	HeaderDLTime     = "roster-dl-time"
+)
+
+func (b *Bus) publishDeadLetter(consumer string, msg *message.Message, cause error, delivery int) error {
+	dl := message.NewMessage(msg.UUID+"."+consumer, msg.Payload)
+	for k, v := range msg.Metadata {
+		if len(k) > 9 && k[:9] == "x-roster-" {
+			continue
+		}
+		dl.Metadata.Set(k, v)
+	}
+	dl.Metadata.Set(HeaderDLConsumer, consumer)
+	dl.Metadata.Set(HeaderDLSubject, msg.Metadata.Get(mdSubject))
+	dl.Metadata.Set(HeaderDLError, cause.Error())
+	dl.Metadata.Set(HeaderDLDelivery, strconv.Itoa(delivery))
+	dl.Metadata.Set(HeaderDLTime, time.Now().UTC().Format(time.RFC3339Nano))
+	return b.pub.Publish(DeadLetterPrefix+consumer, dl)
+}
+
+// deliveryUnmarshaler is watermill-nats's header marshaler plus what the
+// consumer needs from JetStream: the delivery count (for dead-lettering)
+// and the subject. It never fails: a message that cannot be read is
+// flagged and dead-lettered by the handler, instead of being left unacked
+// and redelivered forever.
+type deliveryUnmarshaler struct{}
+
+func (deliveryUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
+	msg, err := (&wnats.NATSMarshaler{}).Unmarshal(m)
+	if err != nil {
+		msg = message.NewMessage(m.Header.Get(HeaderID), m.Data)
+		msg.Metadata.Set(mdDecodeFailed, err.Error())
+	}
+	if msg.UUID == "" {
+		msg.UUID = m.Header.Get(HeaderID)
+	}
+	if md, err := m.Metadata(); err == nil {
+		msg.Metadata.Set(mdDelivery, strconv.FormatUint(md.NumDelivered, 10))
+		msg.Metadata.Set(mdStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
+	}
+	msg.Metadata.Set(mdSubject, m.Subject)
+	return msg, nil
+}
+
+// backoff is the redelivery delay after the n-th failed delivery.
+type backoff struct{ base, max time.Duration }
+
+func (d backoff) WaitTime(n uint64) time.Duration {
+	w := d.base
+	for i := uint64(1); i < n && w < d.max; i++ {
+		w *= 2
+	}
+	return min(w, d.max)
+}
+
+// countingPublisher counts what the relay hands to JetStream.
+type countingPublisher struct {
+	message.Publisher
+	service string
+}
+
+func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	if err := p.Publisher.Publish(topic, msgs...); err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		published.WithLabelValues(p.service, m.Metadata.Get(HeaderType)).Inc()
+	}
+	return nil
+}
+
+// Close is a no-op kept for symmetry; Run returns when its context ends.
+func (b *Bus) Close() error { return nil }
