@@ -9,11 +9,9 @@ import "syscall"
 // test run leaves no server behind (its backends exit by themselves once the
 // postmaster is gone).
 //
-// The parent-death signal fires when the OS thread that started the child
-// exits, not the process. Go only retires threads whose goroutine exits while
-// locked with runtime.LockOSThread, which tests don't normally do. Go applies
-// Pdeathsig after switching credentials, so the kernel's reset of the signal
-// on a uid change does not undo it.
+// Go applies Pdeathsig after switching credentials, so the kernel's reset of
+// the signal on a uid change does not undo it. See startPostgres for why the
+// server is started from a goroutine locked to its thread.
 func sysProcAttr(cred *syscall.Credential) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		Setpgid:    true,

@@ -7,6 +7,8 @@ require (
 	roster.dev/proto v0.0.0
 )
 
+require github.com/go-chi/chi/v5 v5.5.0 // indirect
+
 replace (
 	roster.dev/pkg => ../../pkg
 	roster.dev/proto => ../../proto

@@ -1,0 +1,224 @@
+package svc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/httpx"
+	"roster.dev/pkg/idempotency"
+	"roster.dev/pkg/natsembed"
+	"roster.dev/pkg/store"
+	"roster.dev/pkg/telemetry"
+)
+
+// Config of a host process (api.md, "CLI and configuration").
+type Config struct {
+	DataDir string
+	// HTTP is the listen address of the HTTP server.
+	HTTP string
+	// NATSListen is the embedded server's client address, or "off".
+	NATSListen string
+	// NATSURL, when set, uses an external NATS instead of the embedded one.
+	NATSURL string
+	// DB is "" for SQLite files in DataDir, or a postgres:// URL.
+	DB            string
+	OperatorToken string
+	// StreamReplicas is the replica count of the streams this host creates.
+	StreamReplicas int
+	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
+	NATSSyncInterval time.Duration
+	Log              *slog.Logger
+}
+
+// Host runs services until stopped.
+type Host struct {
+	cfg      Config
+	log      *slog.Logger
+	ns       *natsembed.Server
+	services []Service
+	dbs      []*store.DB
+	buses    []*eventbus.Bus
+	srv      *http.Server
+	ln       net.Listener
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+	errs     chan error
+	ready    chan struct{}
+	stopOnce sync.Once
+	stopErr  error
+}
+
+// Start opens everything the services need, starts their buses and the HTTP
+// server, and returns; Ready tells when the buses' consumers exist.
+func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.Default()
+	}
+	if cfg.OperatorToken == "" {
+		return nil, errors.New("an operator token is required (ROSTER_OPERATOR_TOKEN)")
+	}
+	h := &Host{cfg: cfg, log: cfg.Log, services: services, errs: make(chan error, len(services)+1), ready: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			h.closeResources()
+		}
+	}()
+
+	connect := natsembed.Connector(cfg.NATSURL)
+	if cfg.NATSURL == "" {
+		h.ns, err = natsembed.Start(natsembed.Config{DataDir: cfg.DataDir, Listen: cfg.NATSListen, SyncInterval: cfg.NATSSyncInterval})
+		if err != nil {
+			return nil, err
+		}
+		connect = h.ns.Connect
+		if u := h.ns.ClientURL(); u != "" {
+			h.log.Info("embedded NATS listening", "url", u)
+		}
+	}
+	admin, err := connect("roster-admin")
+	if err != nil {
+		return nil, err
+	}
+	js, err := admin.JetStream()
+	if err == nil {
+		err = eventbus.EnsureStreams(js, eventbus.StreamOptions{Replicas: cfg.StreamReplicas})
+	}
+	admin.Close()
+	if err != nil {
+		return nil, err
+	}
+
+	op := httpx.NewOperator(cfg.OperatorToken)
+	r := chi.NewRouter()
+	r.Use(middleware.Recoverer, telemetry.HTTP, httpx.Correlate)
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get("/readyz", h.readyz)
+	r.Handle("/metrics", promhttp.Handler())
+
+	for _, s := range services {
+		db, err := store.Open(ctx, store.Config{URL: cfg.DB, DataDir: cfg.DataDir, Service: s.Name()})
+		if err != nil {
+			return nil, err
+		}
+		h.dbs = append(h.dbs, db)
+		if err := db.Migrate(ctx, s.Migrations()); err != nil {
+			return nil, err
+		}
+		if err := idempotency.Init(ctx, db); err != nil {
+			return nil, err
+		}
+		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log})
+		if err != nil {
+			return nil, err
+		}
+		if err := bus.Init(ctx); err != nil {
+			return nil, err
+		}
+		h.buses = append(h.buses, bus)
+		if err := s.Setup(ctx, Deps{DB: db, Bus: bus, Log: h.log.With("service", s.Name()), Operator: op, Connect: connect}); err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Name(), err)
+		}
+		s.Routes(r)
+	}
+
+	h.ln, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w", cfg.HTTP, err)
+	}
+	h.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
+
+	busCtx, cancel := context.WithCancel(context.Background())
+	h.cancel = cancel
+	for _, b := range h.buses {
+		h.wg.Add(1)
+		go func() {
+			defer h.wg.Done()
+			if err := b.Run(busCtx); err != nil {
+				h.errs <- fmt.Errorf("%s bus: %w", b.Service(), err)
+			}
+		}()
+	}
+	go func() {
+		for _, b := range h.buses {
+			select {
+			case <-b.Ready():
+			case <-busCtx.Done():
+				return
+			}
+		}
+		close(h.ready)
+	}()
+	go func() {
+		if err := h.srv.Serve(h.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			h.errs <- fmt.Errorf("http: %w", err)
+		}
+	}()
+	return h, nil
+}
+
+// URL is the base URL of the HTTP server.
+func (h *Host) URL() string { return "http://" + h.ln.Addr().String() }
+
+// NATSURL is the embedded NATS client URL ("" when not listening or external).
+func (h *Host) NATSURL() string {
+	if h.ns == nil {
+		return h.cfg.NATSURL
+	}
+	return h.ns.ClientURL()
+}
+
+// Ready is closed once every service's consumers exist.
+func (h *Host) Ready() <-chan struct{} { return h.ready }
+
+// Errors reports a component that stopped on its own.
+func (h *Host) Errors() <-chan error { return h.errs }
+
+func (h *Host) readyz(w http.ResponseWriter, _ *http.Request) {
+	select {
+	case <-h.ready:
+		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ready"})
+	default:
+		httpx.JSON(w, http.StatusServiceUnavailable, map[string]string{"status": "starting"})
+	}
+}
+
+// Stop drains: the HTTP server stops accepting and finishes requests in
+// flight, then the buses stop taking events and finish those in flight;
+// events not yet relayed stay in the outboxes for the next start.
+func (h *Host) Stop(ctx context.Context) error {
+	h.stopOnce.Do(func() {
+		var errs []error
+		if err := h.srv.Shutdown(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("http shutdown: %w", err))
+		}
+		h.cancel()
+		h.wg.Wait()
+		h.closeResources()
+		h.stopErr = errors.Join(errs...)
+	})
+	return h.stopErr
+}
+
+func (h *Host) closeResources() {
+	for _, db := range h.dbs {
+		db.Close()
+	}
+	if h.ns != nil {
+		h.ns.Shutdown()
+	}
+}
+
+// Connector is exported for tools that talk to the same NATS (CLI).
+type Connector = func(name string) (*nats.Conn, error)

@@ -1,0 +1,42 @@
+// Package svc is the host every Roster service runs in: it opens the
+// service's own database and migrations, connects its event bus, mounts its
+// HTTP routes, and runs it until shutdown. `roster serve` hosts the four
+// services in one process; `roster serve <service>` hosts one.
+package svc
+
+import (
+	"context"
+	"io/fs"
+	"log/slog"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+
+	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/httpx"
+	"roster.dev/pkg/store"
+)
+
+// Service is one of Roster's services.
+type Service interface {
+	// Name is the service's name: its database file or schema, its
+	// consumers' prefix.
+	Name() string
+	// Migrations are the goose .sql files of the service's own tables.
+	Migrations() fs.FS
+	// Setup registers the event handlers on d.Bus and keeps what it needs
+	// from d. It runs after migrations and before the bus starts.
+	Setup(ctx context.Context, d Deps) error
+	// Routes mounts the service's HTTP routes (full paths, /v1/…).
+	Routes(r chi.Router)
+}
+
+// Deps is what the host gives a service.
+type Deps struct {
+	DB       *store.DB
+	Bus      *eventbus.Bus
+	Log      *slog.Logger
+	Operator *httpx.Operator
+	// Connect opens a NATS connection (for request-reply).
+	Connect func(name string) (*nats.Conn, error)
+}

@@ -1,0 +1,101 @@
+// Package roster composes Roster's four services into the `roster` binary:
+// `roster serve` runs all of them in one process on embedded defaults,
+// `roster serve <service>` runs one against an external NATS.
+package roster
+
+import (
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+)
+
+// Config is the configuration of `roster serve` (api.md), from flags and
+// ROSTER_<FLAG> environment variables.
+type Config struct {
+	Data       string
+	HTTP       string
+	NATSListen string
+	NATSURL    string
+	DB         string
+	LogFormat  string
+	LogLevel   string
+}
+
+func (c *Config) bind(fs *pflag.FlagSet) {
+	fs.StringVar(&c.Data, "data", "./data", "data directory (SQLite files, JetStream store, mail, operator token)")
+	fs.StringVar(&c.HTTP, "http", "127.0.0.1:8080", "HTTP listen address")
+	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client address, or off")
+	fs.StringVar(&c.NATSURL, "nats-url", "", "use an external NATS (cluster) instead of the embedded server")
+	fs.StringVar(&c.DB, "db", "", "database: empty for SQLite files in the data dir, or a postgres:// URL (a schema per service)")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+}
+
+// applyEnv fills every flag not given on the command line from
+// ROSTER_<FLAG> (dashes become underscores).
+func applyEnv(cmd *cobra.Command) error {
+	var errs []error
+	cmd.Flags().VisitAll(func(f *pflag.Flag) {
+		if f.Changed {
+			return
+		}
+		env := "ROSTER_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_"))
+		if v, ok := os.LookupEnv(env); ok {
+			if err := f.Value.Set(v); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", env, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+func (c *Config) validate() error {
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)
+	}
+	if c.Data == "" {
+		return errors.New("--data must not be empty")
+	}
+	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
+		return errors.New("--db must be empty (SQLite) or a postgres:// URL")
+	}
+	return nil
+}
+
+// operatorToken returns ROSTER_OPERATOR_TOKEN, or the token in
+// <data>/operator.token, generating it (mode 0600) on first start; fresh
+// reports a newly generated token, which is printed once.
+func operatorToken(dataDir string) (token, path string, fresh bool, err error) {
+	if t := os.Getenv("ROSTER_OPERATOR_TOKEN"); t != "" {
+		return t, "", false, nil
+	}
+	path = filepath.Join(dataDir, "operator.token")
+	b, err := os.ReadFile(path)
+	if err == nil {
+		if t := strings.TrimSpace(string(b)); t != "" {
+			return t, path, false, nil
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", path, false, fmt.Errorf("read operator token: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return "", path, false, err
+	}
+	raw := make([]byte, 32)
+	_, _ = rand.Read(raw)
+	token = "rop_" + base64.RawURLEncoding.EncodeToString(raw)
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", path, false, fmt.Errorf("write operator token: %w", err)
+	}
+	return token, path, true, nil
+}
