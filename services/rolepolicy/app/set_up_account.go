@@ -1,0 +1,73 @@
+package app
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+
+	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/profile"
+	"roster.dev/services/rolepolicy/domain"
+	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+)
+
+// SetUpAccount is identity's AccountCreated as this service needs it.
+type SetUpAccount struct {
+	AccountID         string
+	Profile           string
+	AdminTechnicianID string
+}
+
+// SetUpAccount creates the profile's built-in roles for a new account (R-2,
+// R-8) and gives the first admin the Admin role (I-9), emitting RoleCreated
+// and RoleAssigned within tx. It is idempotent: the account row is claimed
+// first, and an account set up before (a republished event with a new id)
+// changes nothing.
+func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) error {
+	p, err := profile.Get(cmd.Profile)
+	if err != nil {
+		return fmt.Errorf("set up account %s: %w: %w", cmd.AccountID, domain.ErrUnknownProfile, err)
+	}
+	setup, err := domain.SetUpAccount(cmd.AccountID, p, cmd.AdminTechnicianID, a.now())
+	if err != nil {
+		return err
+	}
+	first, err := a.store.AddAccount(ctx, tx, setup.Account)
+	if err != nil {
+		return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
+	}
+	if !first {
+		a.log.InfoContext(ctx, "account already set up; nothing to do", "account_id", cmd.AccountID)
+		return nil
+	}
+
+	events := make([]eventbus.Event, 0, len(setup.Roles)+1)
+	for _, r := range setup.Roles {
+		if err := a.store.AddRole(ctx, tx, r); err != nil {
+			return fmt.Errorf("set up account %s: role %q: %w", cmd.AccountID, r.Name, err)
+		}
+		events = append(events, &rolepolicyv1.RoleCreated{
+			RoleId:      r.ID,
+			Name:        r.Name,
+			BuiltIn:     r.BuiltIn,
+			Permissions: r.Permissions,
+		})
+	}
+	if as := setup.FirstAdmin; as != nil {
+		role, _ := setup.FirstAdminRole()
+		if err := a.store.Assign(ctx, tx, *as); err != nil {
+			return fmt.Errorf("set up account %s: assign %s to %s: %w", cmd.AccountID, role.Name, as.TechnicianID, err)
+		}
+		events = append(events, &rolepolicyv1.RoleAssigned{
+			TechnicianId: as.TechnicianID,
+			RoleId:       role.ID,
+			RoleName:     role.Name,
+		})
+	}
+	if err := a.events.Emit(ctx, tx, cmd.AccountID, events...); err != nil {
+		return fmt.Errorf("set up account %s: emit: %w", cmd.AccountID, err)
+	}
+	a.log.InfoContext(ctx, "account set up", "account_id", cmd.AccountID, "profile", p.ID,
+		"roles", len(setup.Roles), "technician_id", cmd.AdminTechnicianID)
+	return nil
+}

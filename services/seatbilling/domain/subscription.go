@@ -1,0 +1,120 @@
+package domain
+
+import (
+	"fmt"
+	"time"
+
+	"roster.dev/pkg/profile"
+)
+
+// Subscription is an account's seat subscription.
+type Subscription struct {
+	AccountID string
+	// Profile and Plan are ids: "atera-msp", "growth".
+	Profile  string
+	Plan     string
+	Schedule Schedule
+	// UnitPrice is per seat per month (S-1).
+	UnitPrice Money
+	// Seats is how many seats are paid for in the current cycle (S-7 total).
+	Seats int
+	// Cycle is the current billing cycle.
+	Cycle Cycle
+}
+
+// SeatStatus is where a seat is in its life (S-2).
+type SeatStatus string
+
+// SeatOccupied: a technician holds the seat. Later slices add the seat freed
+// by a disable (S-4) and the seat removed at cycle end (S-5).
+const SeatOccupied SeatStatus = "occupied"
+
+// Seat is one technician's hold on one of the subscription's seats (S-2).
+type Seat struct {
+	AccountID    string
+	TechnicianID string
+	Status       SeatStatus
+}
+
+// Usage is the seat count that S-7 reports.
+type Usage struct {
+	Total, Used, Available int
+}
+
+// UsageOf is the usage of a subscription with total seats, used of them
+// occupied.
+func UsageOf(total, used int) Usage {
+	return Usage{Total: total, Used: used, Available: max(total-used, 0)}
+}
+
+// Opening is what an account's creation asks of its subscription.
+type Opening struct {
+	AccountID string
+	// Profile is the account's profile id; Plans and Currency are its
+	// seat-billing data.
+	Profile  string
+	Plans    map[string]profile.Plan
+	Currency string
+
+	Plan   string
+	Period string
+	Seats  int
+	// AccountPrice is the price per seat of a custom plan (S-1).
+	AccountPrice Money
+	// Anchor is the date the cycles count from, YYYY-MM-DD.
+	Anchor string
+	// AdminTechnicianID is the account's first admin, who takes a seat.
+	AdminTechnicianID string
+	// On is when the account was created: the current cycle is the one
+	// holding that day.
+	On time.Time
+}
+
+// Open opens the subscription of a new account, with its first admin
+// occupying one of its seats.
+func Open(o Opening) (Subscription, Seat, error) {
+	if o.AccountID == "" {
+		return Subscription{}, Seat{}, fmt.Errorf("%w: account id", ErrMissingField)
+	}
+	if o.AdminTechnicianID == "" {
+		return Subscription{}, Seat{}, fmt.Errorf("%w: admin technician id", ErrMissingField)
+	}
+	plan, ok := o.Plans[o.Plan]
+	if !ok {
+		return Subscription{}, Seat{}, fmt.Errorf("%w: %q in profile %s", ErrUnknownPlan, o.Plan, o.Profile)
+	}
+	period, err := ParsePeriod(o.Period)
+	if err != nil {
+		return Subscription{}, Seat{}, err
+	}
+	anchor, err := ParseDate(o.Anchor)
+	if err != nil {
+		return Subscription{}, Seat{}, fmt.Errorf("billing anchor: %w", err)
+	}
+	schedule, err := NewSchedule(anchor, period)
+	if err != nil {
+		return Subscription{}, Seat{}, err
+	}
+	price, err := UnitPrice(plan, period, o.AccountPrice, o.Currency)
+	if err != nil {
+		return Subscription{}, Seat{}, err
+	}
+	// S-6: the first admin occupies a seat, so there must be one.
+	if o.Seats < 1 {
+		return Subscription{}, Seat{}, fmt.Errorf("%w: %d (the first admin needs one)", ErrInvalidSeats, o.Seats)
+	}
+	sub := Subscription{
+		AccountID: o.AccountID,
+		Profile:   o.Profile,
+		Plan:      o.Plan,
+		Schedule:  schedule,
+		UnitPrice: price,
+		Seats:     o.Seats,
+		Cycle:     schedule.CycleAt(o.On),
+	}
+	// S-2: a technician occupies a seat from creation; the first admin is
+	// one of the initial seats, which count as paid (api.md: creating an
+	// account charges nothing).
+	admin := Seat{AccountID: o.AccountID, TechnicianID: o.AdminTechnicianID, Status: SeatOccupied}
+	return sub, admin, nil
+}
