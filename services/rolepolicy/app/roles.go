@@ -34,9 +34,10 @@ type RolePage struct {
 // ListRoles returns a page of roles; an unknown account is
 // domain.ErrAccountNotFound.
 func (a *App) ListRoles(ctx context.Context, q ListRoles) (RolePage, error) {
-	if q.Limit <= 0 || q.Limit > MaxLimit {
+	if q.Limit <= 0 {
 		q.Limit = DefaultLimit
 	}
+	q.Limit = min(q.Limit, MaxLimit)
 	if _, err := a.store.Account(ctx, q.AccountID); err != nil {
 		return RolePage{}, err
 	}

@@ -7,8 +7,8 @@ import (
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/profile"
-	"roster.dev/services/rolepolicy/domain"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+	"roster.dev/services/rolepolicy/domain"
 )
 
 // SetUpAccount is identity's AccountCreated as this service needs it.

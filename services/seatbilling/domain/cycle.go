@@ -9,7 +9,7 @@ import (
 )
 
 // DateLayout is how dates without time are written (api.md): YYYY-MM-DD.
-const DateLayout = "2006-01-02"
+const DateLayout = time.DateOnly
 
 // ParseDate reads a YYYY-MM-DD date as midnight UTC.
 func ParseDate(s string) (time.Time, error) {

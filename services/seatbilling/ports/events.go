@@ -1,0 +1,44 @@
+// Package ports translates what comes into seatbilling — events from the
+// bus, HTTP requests — into app commands and queries, and app results and
+// errors back. No rule lives here.
+package ports
+
+import (
+	"context"
+	"database/sql"
+
+	"roster.dev/pkg/eventbus"
+	identityv1 "roster.dev/proto/roster/identity/v1"
+	"roster.dev/services/seatbilling/app"
+	"roster.dev/services/seatbilling/domain"
+)
+
+// RegisterConsumers subscribes the app to the events it reacts to. Each
+// handler runs in the transaction that records the event in the inbox, so
+// its writes and emitted events commit with it, once per event.
+func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.AccountCreated) error {
+		return a.OpenSubscription.Handle(ctx, tx, openSubscription(ev))
+	})
+}
+
+func openSubscription(ev *identityv1.AccountCreated) app.OpenSubscription {
+	cmd := app.OpenSubscription{
+		AccountID:         ev.GetMeta().GetAccountId(),
+		Profile:           ev.GetProfile(),
+		Plan:              ev.GetPlan(),
+		BillingPeriod:     ev.GetBillingPeriod(),
+		Seats:             int(ev.GetSeats()),
+		BillingAnchor:     ev.GetBillingAnchor(),
+		AdminTechnicianID: ev.GetAdminTechnicianId(),
+	}
+	if p := ev.GetPricePerSeat(); p != nil {
+		cmd.PricePerSeat = domain.Money{Amount: p.GetAmount(), Currency: p.GetCurrency()}
+	}
+	// The event's time, not the delivery's: a late or repeated delivery
+	// opens the same cycle.
+	if at := ev.GetMeta().GetOccurredAt(); at != nil {
+		cmd.CreatedAt = at.AsTime()
+	}
+	return cmd
+}
