@@ -1,0 +1,181 @@
+// Package adapters holds the audit service's SQL store (the same SQL on
+// SQLite and PostgreSQL) and its publisher on the public audit stream.
+package adapters
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"roster.dev/pkg/store"
+	"roster.dev/services/audit/app"
+	"roster.dev/services/audit/domain"
+)
+
+// Store is the SQL store of the audit chains.
+type Store struct{ DB *store.DB }
+
+var (
+	_ app.Chain   = Store{}
+	_ app.Records = Store{}
+)
+
+// LockHead returns the account's head and locks its row until tx ends
+// (A-2). The upsert creates the row of a new account, or rewrites the
+// existing one unchanged: either way PostgreSQL holds the row lock, so a
+// second append to the same account waits here until the first commits and
+// then reads its head. SQLite transactions take the database's write lock
+// at BEGIN (store: _txlock=immediate), which serialises appends already.
+func (s Store) LockHead(ctx context.Context, tx *sql.Tx, accountID string) (domain.Head, error) {
+	var h domain.Head
+	err := tx.QueryRowContext(ctx, `INSERT INTO audit_heads (account_id, sequence, hash) VALUES ($1, 0, '')
+		ON CONFLICT (account_id) DO UPDATE SET sequence = audit_heads.sequence
+		RETURNING sequence, hash`, accountID).Scan(&h.Sequence, &h.Hash)
+	if err != nil {
+		return domain.Head{}, fmt.Errorf("lock audit head of %s: %w", accountID, err)
+	}
+	return h, nil
+}
+
+// Has reports whether the record id exists.
+func (s Store) Has(ctx context.Context, tx *sql.Tx, recordID string) (bool, error) {
+	var one int
+	err := tx.QueryRowContext(ctx, `SELECT 1 FROM audit_records WHERE id = $1`, recordID).Scan(&one)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("look up audit record %s: %w", recordID, err)
+	}
+	return true, nil
+}
+
+// Append inserts r and moves its account's head to it, in tx, which must
+// hold the head (LockHead).
+func (s Store) Append(ctx context.Context, tx *sql.Tx, r domain.Record) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO audit_records (account_id, sequence, id, action, actor_type, actor_id,
+			target_type, target_id, time, correlation_id, data, source_address, prev_hash, hash)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+		r.AccountID, r.Sequence, r.ID, r.Action, r.Actor.Type, r.Actor.ID, r.Target.Type, r.Target.ID,
+		store.Time(r.Time), r.CorrelationID, string(r.Data), r.SourceAddress, r.PrevHash, r.Hash)
+	if err != nil {
+		return fmt.Errorf("append audit record %s #%d: %w", r.AccountID, r.Sequence, err)
+	}
+	res, err := tx.ExecContext(ctx, `UPDATE audit_heads SET sequence = $2, hash = $3 WHERE account_id = $1 AND sequence = $4`,
+		r.AccountID, r.Sequence, r.Hash, r.Sequence-1)
+	if err != nil {
+		return fmt.Errorf("move audit head of %s: %w", r.AccountID, err)
+	}
+	if n, err := res.RowsAffected(); err != nil || n != 1 {
+		return fmt.Errorf("move audit head of %s to %d: the head moved under us (%d rows, %v)", r.AccountID, r.Sequence, n, err)
+	}
+	return nil
+}
+
+// Head is the account's head, the zero Head when it has none.
+func (s Store) Head(ctx context.Context, accountID string) (domain.Head, error) {
+	var h domain.Head
+	err := s.DB.QueryRowContext(ctx, `SELECT sequence, hash FROM audit_heads WHERE account_id = $1`, accountID).Scan(&h.Sequence, &h.Hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Head{}, nil
+	}
+	if err != nil {
+		return domain.Head{}, fmt.Errorf("read audit head of %s: %w", accountID, err)
+	}
+	return h, nil
+}
+
+const recordColumns = `account_id, sequence, id, action, actor_type, actor_id, target_type, target_id,
+	time, correlation_id, data, source_address, prev_hash, hash`
+
+// List returns the records that f selects, in sequence order.
+func (s Store) List(ctx context.Context, f app.Filter) ([]domain.Record, error) {
+	where := []string{"account_id = $1", "sequence > $2"}
+	args := []any{f.AccountID, f.After}
+	add := func(cond string, arg any) {
+		args = append(args, arg)
+		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.Action != "" {
+		add("action = ?", f.Action)
+	}
+	if f.Actor != "" {
+		add("actor_id = ?", f.Actor)
+	}
+	if f.Target != "" {
+		add("target_id = ?", f.Target)
+	}
+	if !f.Since.IsZero() {
+		add("time >= ?", store.Time(f.Since))
+	}
+	if !f.Until.IsZero() {
+		add("time < ?", store.Time(f.Until))
+	}
+	args = append(args, f.Limit)
+	q := `SELECT ` + recordColumns + ` FROM audit_records WHERE ` + strings.Join(where, " AND ") +
+		` ORDER BY sequence LIMIT $` + strconv.Itoa(len(args))
+	rows, err := s.DB.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("list audit records of %s: %w", f.AccountID, err)
+	}
+	defer rows.Close()
+	out := []domain.Record{}
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list audit records of %s: %w", f.AccountID, err)
+	}
+	return out, nil
+}
+
+// Scan calls fn with every record of the account, in sequence order,
+// without holding them all in memory.
+func (s Store) Scan(ctx context.Context, accountID string, fn func(domain.Record) error) error {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+recordColumns+` FROM audit_records WHERE account_id = $1 ORDER BY sequence`, accountID)
+	if err != nil {
+		return fmt.Errorf("scan audit records of %s: %w", accountID, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		r, err := scanRecord(rows)
+		if err != nil {
+			return err
+		}
+		if err := fn(r); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("scan audit records of %s: %w", accountID, err)
+	}
+	return nil
+}
+
+func scanRecord(rows *sql.Rows) (domain.Record, error) {
+	var r domain.Record
+	var at, data string
+	err := rows.Scan(&r.AccountID, &r.Sequence, &r.ID, &r.Action, &r.Actor.Type, &r.Actor.ID, &r.Target.Type, &r.Target.ID,
+		&at, &r.CorrelationID, &data, &r.SourceAddress, &r.PrevHash, &r.Hash)
+	if err != nil {
+		return domain.Record{}, fmt.Errorf("read audit record: %w", err)
+	}
+	// A row whose time or data was overwritten with something unreadable
+	// (tampering, corruption) is still listed — with a zero time, its data as
+	// a JSON string — and fails verification, instead of failing the read.
+	r.Time, _ = store.ParseTime(at)
+	r.Data = json.RawMessage(data)
+	if !json.Valid(r.Data) {
+		quoted, _ := json.Marshal(data)
+		r.Data = quoted
+	}
+	return r, nil
+}
