@@ -495,4 +495,3 @@ func TestConsumerKilledBeforeAckAppliesOnce(t *testing.T) {
 		})
 	}
 }
-

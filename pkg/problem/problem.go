@@ -80,7 +80,9 @@ func Write(w http.ResponseWriter, p *Problem) {
 
 // Common problems.
 var (
-	NotFound     = func(what string) *Problem { return New(http.StatusNotFound, "not-found", "Not found", what+" does not exist") }
+	NotFound = func(what string) *Problem {
+		return New(http.StatusNotFound, "not-found", "Not found", what+" does not exist")
+	}
 	Unauthorized = func() *Problem {
 		return New(http.StatusUnauthorized, "unauthorized", "Authentication required", "send Authorization: Bearer <token>")
 	}

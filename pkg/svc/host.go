@@ -103,7 +103,9 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	op := httpx.NewOperator(cfg.OperatorToken)
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, telemetry.HTTP, httpx.Correlate)
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) { httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"}) })
+	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
 	r.Get("/readyz", h.readyz)
 	r.Handle("/metrics", promhttp.Handler())
 
