@@ -19,7 +19,7 @@ type kind struct {
 }
 
 // kinds is the action and target of every event type Roster emits today
-// (ACTIONS.md). Other types get a derived action and target (ActionOf,
+// (docs/audit.md). Other types get a derived action and target (ActionOf,
 // TargetOf), so a new event is audited before anyone edits this table.
 var kinds = map[string]kind{
 	"roster.identity.v1.AccountCreated":         {"account.created", TargetAccount, ""},
