@@ -40,6 +40,9 @@ type Config struct {
 	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
 	NATSSyncInterval time.Duration
 	Log              *slog.Logger
+	// Now is the clock given to the services (default time.Now); tests fix
+	// it to check prorated amounts and cycles.
+	Now func() time.Time
 }
 
 // Host runs services until stopped.
@@ -65,6 +68,9 @@ type Host struct {
 func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.OperatorToken == "" {
 		return nil, errors.New("an operator token is required (ROSTER_OPERATOR_TOKEN)")
@@ -129,7 +135,7 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 			return nil, err
 		}
 		h.buses = append(h.buses, bus)
-		if err := s.Setup(ctx, Deps{DB: db, Bus: bus, Log: h.log.With("service", s.Name()), Operator: op, Connect: connect}); err != nil {
+		if err := s.Setup(ctx, Deps{DB: db, Bus: bus, Log: h.log.With("service", s.Name()), Operator: op, Connect: connect, Now: cfg.Now}); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 		s.Routes(r)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"io/fs"
 	"log/slog"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
@@ -39,4 +40,6 @@ type Deps struct {
 	Operator *httpx.Operator
 	// Connect opens a NATS connection (for request-reply).
 	Connect func(name string) (*nats.Conn, error)
+	// Now is the clock; tests fix it.
+	Now func() time.Time
 }

@@ -29,7 +29,11 @@ func (s *Service) Migrations() fs.FS   { return migrations.FS }
 func (s *Service) Routes(r chi.Router) { s.http.Routes(r) }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
-	a := &app.App{DB: d.DB, Store: adapters.Store{DB: d.DB}, Bus: d.Bus, Now: time.Now}
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	a := &app.App{DB: d.DB, Store: adapters.Store{DB: d.DB}, Bus: d.Bus, Now: now}
 	s.http = &ports.HTTP{App: a, Operator: d.Operator, Log: d.Log}
 	return nil
 }

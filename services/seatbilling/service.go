@@ -49,7 +49,11 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 		log = slog.Default()
 	}
 	log = log.With("service", s.Name())
-	a := app.New(adapters.NewStore(d.DB), d.Bus, log, time.Now)
+	now := d.Now
+	if now == nil {
+		now = time.Now
+	}
+	a := app.New(adapters.NewStore(d.DB), d.Bus, log, now)
 	ports.RegisterConsumers(d.Bus, a)
 	s.http = ports.NewHTTP(a, log, d.Operator)
 	return nil

@@ -656,6 +656,306 @@ func (x *EndUserDeactivated) GetEndUserId() string {
 	return ""
 }
 
+// TechnicianUpdated: fields of a technician changed (PATCH); the email of a
+// disabled technician may change, which frees the old one (I-3). Changes
+// carry before and after for the audit log (A-1).
+type TechnicianUpdated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	TechnicianId  string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	Changes       []*FieldChange         `protobuf:"bytes,3,rep,name=changes,proto3" json:"changes,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TechnicianUpdated) Reset() {
+	*x = TechnicianUpdated{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TechnicianUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TechnicianUpdated) ProtoMessage() {}
+
+func (x *TechnicianUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TechnicianUpdated.ProtoReflect.Descriptor instead.
+func (*TechnicianUpdated) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TechnicianUpdated) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TechnicianUpdated) GetTechnicianId() string {
+	if x != nil {
+		return x.TechnicianId
+	}
+	return ""
+}
+
+func (x *TechnicianUpdated) GetChanges() []*FieldChange {
+	if x != nil {
+		return x.Changes
+	}
+	return nil
+}
+
+type FieldChange struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Field         string                 `protobuf:"bytes,1,opt,name=field,proto3" json:"field,omitempty"`
+	Before        string                 `protobuf:"bytes,2,opt,name=before,proto3" json:"before,omitempty"`
+	After         string                 `protobuf:"bytes,3,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FieldChange) Reset() {
+	*x = FieldChange{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FieldChange) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FieldChange) ProtoMessage() {}
+
+func (x *FieldChange) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FieldChange.ProtoReflect.Descriptor instead.
+func (*FieldChange) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *FieldChange) GetField() string {
+	if x != nil {
+		return x.Field
+	}
+	return ""
+}
+
+func (x *FieldChange) GetBefore() string {
+	if x != nil {
+		return x.Before
+	}
+	return ""
+}
+
+func (x *FieldChange) GetAfter() string {
+	if x != nil {
+		return x.After
+	}
+	return ""
+}
+
+// PasswordSet: a technician's password was set — through the invitation
+// link, a reset, or by an admin as a temporary password (I-4, L-1).
+type PasswordSet struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Meta         *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	TechnicianId string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	// invitation, reset or temporary.
+	Method        string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasswordSet) Reset() {
+	*x = PasswordSet{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasswordSet) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasswordSet) ProtoMessage() {}
+
+func (x *PasswordSet) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasswordSet.ProtoReflect.Descriptor instead.
+func (*PasswordSet) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *PasswordSet) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PasswordSet) GetTechnicianId() string {
+	if x != nil {
+		return x.TechnicianId
+	}
+	return ""
+}
+
+func (x *PasswordSet) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+// SiteCreated: a site (Atera "customer/site") exists.
+type SiteCreated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	SiteId        string                 `protobuf:"bytes,2,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SiteCreated) Reset() {
+	*x = SiteCreated{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SiteCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SiteCreated) ProtoMessage() {}
+
+func (x *SiteCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SiteCreated.ProtoReflect.Descriptor instead.
+func (*SiteCreated) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *SiteCreated) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *SiteCreated) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *SiteCreated) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+// EndUserReactivated (I-10).
+type EndUserReactivated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	EndUserId     string                 `protobuf:"bytes,2,opt,name=end_user_id,json=endUserId,proto3" json:"end_user_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *EndUserReactivated) Reset() {
+	*x = EndUserReactivated{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *EndUserReactivated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*EndUserReactivated) ProtoMessage() {}
+
+func (x *EndUserReactivated) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use EndUserReactivated.ProtoReflect.Descriptor instead.
+func (*EndUserReactivated) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *EndUserReactivated) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *EndUserReactivated) GetEndUserId() string {
+	if x != nil {
+		return x.EndUserId
+	}
+	return ""
+}
+
 var File_roster_identity_v1_events_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_events_proto_rawDesc = "" +
@@ -715,6 +1015,25 @@ const file_roster_identity_v1_events_proto_rawDesc = "" +
 	"\asite_id\x18\x05 \x01(\tR\x06siteId\"e\n" +
 	"\x12EndUserDeactivated\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x1e\n" +
+	"\vend_user_id\x18\x02 \x01(\tR\tendUserId\"\xa4\x01\n" +
+	"\x11TechnicianUpdated\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
+	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x129\n" +
+	"\achanges\x18\x03 \x03(\v2\x1f.roster.identity.v1.FieldChangeR\achanges\"Q\n" +
+	"\vFieldChange\x12\x14\n" +
+	"\x05field\x18\x01 \x01(\tR\x05field\x12\x16\n" +
+	"\x06before\x18\x02 \x01(\tR\x06before\x12\x14\n" +
+	"\x05after\x18\x03 \x01(\tR\x05after\"{\n" +
+	"\vPasswordSet\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
+	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x16\n" +
+	"\x06method\x18\x03 \x01(\tR\x06method\"k\n" +
+	"\vSiteCreated\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x17\n" +
+	"\asite_id\x18\x02 \x01(\tR\x06siteId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\"e\n" +
+	"\x12EndUserReactivated\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x1e\n" +
 	"\vend_user_id\x18\x02 \x01(\tR\tendUserIdB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
 
 var (
@@ -729,7 +1048,7 @@ func file_roster_identity_v1_events_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_events_proto_rawDescData
 }
 
-var file_roster_identity_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_roster_identity_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_roster_identity_v1_events_proto_goTypes = []any{
 	(*AccountCreated)(nil),        // 0: roster.identity.v1.AccountCreated
 	(*TechnicianCreated)(nil),     // 1: roster.identity.v1.TechnicianCreated
@@ -739,27 +1058,37 @@ var file_roster_identity_v1_events_proto_goTypes = []any{
 	(*TechnicianEnabled)(nil),     // 5: roster.identity.v1.TechnicianEnabled
 	(*EndUserCreated)(nil),        // 6: roster.identity.v1.EndUserCreated
 	(*EndUserDeactivated)(nil),    // 7: roster.identity.v1.EndUserDeactivated
-	(*v1.EventMeta)(nil),          // 8: roster.common.v1.EventMeta
-	(*v1.Money)(nil),              // 9: roster.common.v1.Money
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*TechnicianUpdated)(nil),     // 8: roster.identity.v1.TechnicianUpdated
+	(*FieldChange)(nil),           // 9: roster.identity.v1.FieldChange
+	(*PasswordSet)(nil),           // 10: roster.identity.v1.PasswordSet
+	(*SiteCreated)(nil),           // 11: roster.identity.v1.SiteCreated
+	(*EndUserReactivated)(nil),    // 12: roster.identity.v1.EndUserReactivated
+	(*v1.EventMeta)(nil),          // 13: roster.common.v1.EventMeta
+	(*v1.Money)(nil),              // 14: roster.common.v1.Money
+	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_events_proto_depIdxs = []int32{
-	8,  // 0: roster.identity.v1.AccountCreated.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 1: roster.identity.v1.AccountCreated.price_per_seat:type_name -> roster.common.v1.Money
-	8,  // 2: roster.identity.v1.TechnicianCreated.meta:type_name -> roster.common.v1.EventMeta
-	8,  // 3: roster.identity.v1.InvitationSent.meta:type_name -> roster.common.v1.EventMeta
-	10, // 4: roster.identity.v1.InvitationSent.expires_at:type_name -> google.protobuf.Timestamp
-	8,  // 5: roster.identity.v1.FirstLogin.meta:type_name -> roster.common.v1.EventMeta
-	10, // 6: roster.identity.v1.FirstLogin.logged_in_at:type_name -> google.protobuf.Timestamp
-	8,  // 7: roster.identity.v1.TechnicianDisabled.meta:type_name -> roster.common.v1.EventMeta
-	8,  // 8: roster.identity.v1.TechnicianEnabled.meta:type_name -> roster.common.v1.EventMeta
-	8,  // 9: roster.identity.v1.EndUserCreated.meta:type_name -> roster.common.v1.EventMeta
-	8,  // 10: roster.identity.v1.EndUserDeactivated.meta:type_name -> roster.common.v1.EventMeta
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	13, // 0: roster.identity.v1.AccountCreated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 1: roster.identity.v1.AccountCreated.price_per_seat:type_name -> roster.common.v1.Money
+	13, // 2: roster.identity.v1.TechnicianCreated.meta:type_name -> roster.common.v1.EventMeta
+	13, // 3: roster.identity.v1.InvitationSent.meta:type_name -> roster.common.v1.EventMeta
+	15, // 4: roster.identity.v1.InvitationSent.expires_at:type_name -> google.protobuf.Timestamp
+	13, // 5: roster.identity.v1.FirstLogin.meta:type_name -> roster.common.v1.EventMeta
+	15, // 6: roster.identity.v1.FirstLogin.logged_in_at:type_name -> google.protobuf.Timestamp
+	13, // 7: roster.identity.v1.TechnicianDisabled.meta:type_name -> roster.common.v1.EventMeta
+	13, // 8: roster.identity.v1.TechnicianEnabled.meta:type_name -> roster.common.v1.EventMeta
+	13, // 9: roster.identity.v1.EndUserCreated.meta:type_name -> roster.common.v1.EventMeta
+	13, // 10: roster.identity.v1.EndUserDeactivated.meta:type_name -> roster.common.v1.EventMeta
+	13, // 11: roster.identity.v1.TechnicianUpdated.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 12: roster.identity.v1.TechnicianUpdated.changes:type_name -> roster.identity.v1.FieldChange
+	13, // 13: roster.identity.v1.PasswordSet.meta:type_name -> roster.common.v1.EventMeta
+	13, // 14: roster.identity.v1.SiteCreated.meta:type_name -> roster.common.v1.EventMeta
+	13, // 15: roster.identity.v1.EndUserReactivated.meta:type_name -> roster.common.v1.EventMeta
+	16, // [16:16] is the sub-list for method output_type
+	16, // [16:16] is the sub-list for method input_type
+	16, // [16:16] is the sub-list for extension type_name
+	16, // [16:16] is the sub-list for extension extendee
+	0,  // [0:16] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_events_proto_init() }
@@ -773,7 +1102,7 @@ func file_roster_identity_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_events_proto_rawDesc), len(file_roster_identity_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

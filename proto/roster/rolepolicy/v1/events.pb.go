@@ -109,6 +109,9 @@ type RoleAssigned struct {
 	PreviousRoleId string                 `protobuf:"bytes,5,opt,name=previous_role_id,json=previousRoleId,proto3" json:"previous_role_id,omitempty"`
 	// The role recorded for later (atera) or applied at first login (roster).
 	RequestedRole string `protobuf:"bytes,6,opt,name=requested_role,json=requestedRole,proto3" json:"requested_role,omitempty"`
+	// True when the role is the account's built-in Admin role (Admin base
+	// role under atlan): identity keeps track of admins for I-9.
+	AdminRole     bool `protobuf:"varint,7,opt,name=admin_role,json=adminRole,proto3" json:"admin_role,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -185,6 +188,13 @@ func (x *RoleAssigned) GetRequestedRole() string {
 	return ""
 }
 
+func (x *RoleAssigned) GetAdminRole() bool {
+	if x != nil {
+		return x.AdminRole
+	}
+	return false
+}
+
 var File_roster_rolepolicy_v1_events_proto protoreflect.FileDescriptor
 
 const file_roster_rolepolicy_v1_events_proto_rawDesc = "" +
@@ -195,14 +205,16 @@ const file_roster_rolepolicy_v1_events_proto_rawDesc = "" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x19\n" +
 	"\bbuilt_in\x18\x04 \x01(\bR\abuiltIn\x12 \n" +
-	"\vpermissions\x18\x05 \x03(\tR\vpermissions\"\xeb\x01\n" +
+	"\vpermissions\x18\x05 \x03(\tR\vpermissions\"\x8a\x02\n" +
 	"\fRoleAssigned\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x17\n" +
 	"\arole_id\x18\x03 \x01(\tR\x06roleId\x12\x1b\n" +
 	"\trole_name\x18\x04 \x01(\tR\broleName\x12(\n" +
 	"\x10previous_role_id\x18\x05 \x01(\tR\x0epreviousRoleId\x12%\n" +
-	"\x0erequested_role\x18\x06 \x01(\tR\rrequestedRoleB4Z2roster.dev/proto/roster/rolepolicy/v1;rolepolicyv1b\x06proto3"
+	"\x0erequested_role\x18\x06 \x01(\tR\rrequestedRole\x12\x1d\n" +
+	"\n" +
+	"admin_role\x18\a \x01(\bR\tadminRoleB4Z2roster.dev/proto/roster/rolepolicy/v1;rolepolicyv1b\x06proto3"
 
 var (
 	file_roster_rolepolicy_v1_events_proto_rawDescOnce sync.Once
