@@ -73,8 +73,7 @@ func Do(ctx context.Context, db *store.DB, req Request, fn func(tx *sql.Tx) (int
 					req.Scope, req.Key).Scan(&storedHash, &status, &body)
 				switch {
 				case err == nil && storedHash != hash:
-					return problem.New(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused",
-						"this Idempotency-Key was used with a different request body")
+					return errKeyReused()
 				case err == nil:
 					res = Result{Status: status, Body: json.RawMessage(body), Replayed: true}
 					return nil
@@ -106,6 +105,34 @@ func Do(ctx context.Context, db *store.DB, req Request, fn func(tx *sql.Tx) (int
 		}
 		return res, err
 	}
+}
+
+// Replay looks req up without running anything: a use case that must call
+// another service before its transaction (a seat reservation) checks first
+// whether the request is a retry. found is false without a key.
+func Replay(ctx context.Context, db *store.DB, req Request) (res Result, found bool, err error) {
+	if req.Key == "" {
+		return Result{}, false, nil
+	}
+	sum := sha256.Sum256(req.Body)
+	var storedHash, body string
+	var status int
+	err = db.QueryRowContext(ctx, `SELECT request_hash, status, body FROM roster_idempotency WHERE scope = $1 AND key = $2`,
+		req.Scope, req.Key).Scan(&storedHash, &status, &body)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return Result{}, false, nil
+	case err != nil:
+		return Result{}, false, err
+	case storedHash != hex.EncodeToString(sum[:]):
+		return Result{}, false, errKeyReused()
+	}
+	return Result{Status: status, Body: json.RawMessage(body), Replayed: true}, true, nil
+}
+
+func errKeyReused() *problem.Problem {
+	return problem.New(http.StatusUnprocessableEntity, "idempotency-key-reused", "Idempotency-Key reused",
+		"this Idempotency-Key was used with a different request body")
 }
 
 // Expire deletes keys older than Retention.

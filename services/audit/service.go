@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/audit/adapters"
 	"roster.dev/services/audit/app"
@@ -39,6 +40,10 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	st := adapters.Store{DB: d.DB}
 	a := &app.App{Chain: st, Records: st, Stream: adapters.Stream{Outbox: d.Bus.Outbox()}}
 	ports.Events{App: a, Log: d.Log}.Register(d.Bus)
-	s.http = &ports.HTTP{App: a, Operator: d.Operator, Log: d.Log}
+	authn := d.Auth
+	if authn == nil {
+		authn = auth.New(d.Operator, nil)
+	}
+	s.http = &ports.HTTP{App: a, Auth: authn, Log: d.Log}
 	return nil
 }

@@ -4,6 +4,7 @@ package identity
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"time"
 
@@ -29,11 +30,23 @@ func (s *Service) Migrations() fs.FS   { return migrations.FS }
 func (s *Service) Routes(r chi.Router) { s.http.Routes(r) }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
+	if d.DB == nil || d.Bus == nil || d.Auth == nil || d.Connect == nil {
+		return errors.New("identity: Setup needs DB, Bus, Auth and Connect")
+	}
 	now := d.Now
 	if now == nil {
 		now = time.Now
 	}
-	a := &app.App{DB: d.DB, Store: adapters.Store{DB: d.DB}, Bus: d.Bus, Now: now}
-	s.http = &ports.HTTP{App: a, Operator: d.Operator, Log: d.Log}
+	rpcConn, err := d.Connect("identity-rpc")
+	if err != nil {
+		return err
+	}
+	st := adapters.Store{DB: d.DB}
+	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, Seats: adapters.Seats{NC: rpcConn}, Bus: d.Bus, Now: now}
+	ports.RegisterConsumers(d.Bus, a)
+	if _, err := ports.ServeAuthenticate(rpcConn, a, d.Log); err != nil {
+		return err
+	}
+	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/svc"
+	"roster.dev/pkg/svc/svctest"
 )
 
 const childEnv = "ROSTER_SERVE_CHILD"
@@ -36,8 +37,14 @@ const operator = "test-operator-token"
 // does, until the test ends or stop is called.
 func startHost(t *testing.T, dataDir, db string) (*svc.Host, func()) {
 	t.Helper()
+	return startHostAt(t, dataDir, db, nil)
+}
+
+// startHostAt is startHost with a fixed clock (nil: the real one).
+func startHostAt(t *testing.T, dataDir, db string, now func() time.Time) (*svc.Host, func()) {
+	t.Helper()
 	h, err := svc.Start(context.Background(), svc.Config{
-		DataDir: dataDir, HTTP: "127.0.0.1:0", NATSListen: "off", DB: db, OperatorToken: operator,
+		DataDir: dataDir, HTTP: "127.0.0.1:0", NATSListen: "off", DB: db, OperatorToken: operator, Now: now,
 	}, Services()...)
 	if err != nil {
 		t.Fatal(err)
@@ -69,42 +76,14 @@ type client struct {
 
 func (c client) do(method, path, token string, body any, hdr ...string) (int, map[string]any) {
 	c.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, _ := json.Marshal(body)
-		rd = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, c.base+path, rd)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		c.t.Fatal(err)
-	}
-	defer res.Body.Close()
+	status, _, b := svctest.Do(c.t, method, c.base+path, token, body, hdr...)
 	var out map[string]any
-	b, _ := io.ReadAll(res.Body)
 	if len(b) > 0 && b[0] == '{' {
 		if err := json.Unmarshal(b, &out); err != nil {
 			c.t.Fatalf("%s %s: %v: %s", method, path, err, b)
 		}
 	}
-	return res.StatusCode, out
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return status, out
 }
 
 func newAccount(email string) map[string]any {
@@ -124,98 +103,92 @@ func count(body map[string]any) int {
 // log (audit) — on both databases, and nothing is applied twice across a
 // restart.
 func TestAccountCreatedReachesEveryService(t *testing.T) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			db := ""
-			if backend == "postgres" {
-				db = pgtest.DSN(t)
-			}
-			dir := t.TempDir()
-			h, stop := startHost(t, dir, db)
-			c := client{t, h.URL()}
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		dir := t.TempDir()
+		h, stop := startHost(t, dir, db)
+		c := client{t, h.URL()}
 
-			if code, _ := c.do("GET", "/readyz", "", nil); code != 200 {
-				t.Fatalf("/readyz = %d", code)
-			}
-			if code, p := c.do("POST", "/v1/accounts", "", newAccount("a@acme.test")); code != 401 || p["type"] != "https://roster.dev/problems/unauthorized" {
-				t.Fatalf("no token: %d %v", code, p)
-			}
-			if code, p := c.do("POST", "/v1/accounts", operator, map[string]any{"profile": "nope"}); code != 422 || len(p["errors"].([]any)) < 3 {
-				t.Fatalf("bad account: %d %v", code, p)
-			}
+		if code, _ := c.do("GET", "/readyz", "", nil); code != 200 {
+			t.Fatalf("/readyz = %d", code)
+		}
+		if code, p := c.do("POST", "/v1/accounts", "", newAccount("a@acme.test")); code != 401 || p["type"] != "https://roster.dev/problems/unauthorized" {
+			t.Fatalf("no token: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/accounts", operator, map[string]any{"profile": "nope"}); code != 422 || len(p["errors"].([]any)) < 3 {
+			t.Fatalf("bad account: %d %v", code, p)
+		}
 
-			code, created := c.do("POST", "/v1/accounts", operator, newAccount("a@acme.test"), "Idempotency-Key", "k1")
-			if code != 201 {
-				t.Fatalf("create: %d %v", code, created)
-			}
-			acc := created["account"].(map[string]any)["id"].(string)
-			admin := created["admin"].(map[string]any)
-			if !strings.HasPrefix(acc, "acc_") || admin["status"] != "invited" || admin["role"] != "Admin" || created["api_token"] == "" {
-				t.Fatalf("created: %v", created)
-			}
-			// The same key and body: the first answer, nothing created again.
-			code, again := c.do("POST", "/v1/accounts", operator, newAccount("a@acme.test"), "Idempotency-Key", "k1")
-			if code != 201 || again["account"].(map[string]any)["id"] != acc || again["api_token"] != created["api_token"] {
-				t.Fatalf("replay: %d %v", code, again)
-			}
-			// The same key with another body is refused.
-			if code, p := c.do("POST", "/v1/accounts", operator, newAccount("b@acme.test"), "Idempotency-Key", "k1"); code != 422 ||
-				p["type"] != "https://roster.dev/problems/idempotency-key-reused" {
-				t.Fatalf("reused key: %d %v", code, p)
-			}
+		code, created := c.do("POST", "/v1/accounts", operator, newAccount("a@acme.test"), "Idempotency-Key", "k1")
+		if code != 201 {
+			t.Fatalf("create: %d %v", code, created)
+		}
+		acc := created["account"].(map[string]any)["id"].(string)
+		admin := created["admin"].(map[string]any)
+		if !strings.HasPrefix(acc, "acc_") || admin["status"] != "invited" || admin["role"] != "Admin" || created["api_token"] == "" {
+			t.Fatalf("created: %v", created)
+		}
+		// The same key and body: the first answer, nothing created again.
+		code, again := c.do("POST", "/v1/accounts", operator, newAccount("a@acme.test"), "Idempotency-Key", "k1")
+		if code != 201 || again["account"].(map[string]any)["id"] != acc || again["api_token"] != created["api_token"] {
+			t.Fatalf("replay: %d %v", code, again)
+		}
+		// The same key with another body is refused.
+		if code, p := c.do("POST", "/v1/accounts", operator, newAccount("b@acme.test"), "Idempotency-Key", "k1"); code != 422 ||
+			p["type"] != "https://roster.dev/problems/idempotency-key-reused" {
+			t.Fatalf("reused key: %d %v", code, p)
+		}
 
-			var sub map[string]any
-			eventually(t, "the subscription", func() bool {
-				code, sub = c.do("GET", "/v1/accounts/"+acc+"/subscription", operator, nil)
-				return code == 200
-			})
-			seats := sub["seats"].(map[string]any)
-			if seats["total"] != 3.0 || seats["used"] != 1.0 || sub["unit_price"].(map[string]any)["amount"] != 18900.0 {
-				t.Fatalf("subscription: %v", sub)
-			}
-			eventually(t, "the built-in roles", func() bool {
-				_, roles := c.do("GET", "/v1/accounts/"+acc+"/roles", operator, nil)
-				return count(roles) == 2
-			})
-			// account.created, subscription.created, seat.assigned, 2 × role.created, role.assigned.
-			const records = 6
-			eventually(t, "the audit records", func() bool {
-				_, a := c.do("GET", "/v1/accounts/"+acc+"/audit", operator, nil)
-				return count(a) >= records
-			})
-			_, verify := c.do("GET", "/v1/accounts/"+acc+"/audit/verify", operator, nil)
-			if verify["ok"] != true || verify["records"] != float64(records) {
-				t.Fatalf("verify: %v", verify)
-			}
-
-			res, err := http.Get(h.URL() + "/metrics")
-			if err != nil {
-				t.Fatal(err)
-			}
-			m, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			for _, want := range []string{`roster_events_published_total{service="identity",type="roster.identity.v1.AccountCreated"}`,
-				`roster_events_consumed_total{consumer="audit_from_identity"`, `roster_http_request_duration_seconds_bucket`} {
-				if !strings.Contains(string(m), want) {
-					t.Errorf("/metrics lacks %s", want)
-				}
-			}
-
-			// Restart on the same data: everything is still there, and no
-			// event is applied a second time.
-			stop()
-			h2, _ := startHost(t, dir, db)
-			c2 := client{t, h2.URL()}
-			if code, got := c2.do("GET", "/v1/accounts/"+acc, operator, nil); code != 200 || got["id"] != acc {
-				t.Fatalf("after restart: %d %v", code, got)
-			}
-			_, a := c2.do("GET", "/v1/accounts/"+acc+"/audit", operator, nil)
-			_, verify = c2.do("GET", "/v1/accounts/"+acc+"/audit/verify", operator, nil)
-			if count(a) != records || verify["ok"] != true {
-				t.Fatalf("after restart: %d records, verify %v", count(a), verify)
-			}
+		var sub map[string]any
+		svctest.Eventually(t, "the subscription", func() bool {
+			code, sub = c.do("GET", "/v1/accounts/"+acc+"/subscription", operator, nil)
+			return code == 200
 		})
-	}
+		seats := sub["seats"].(map[string]any)
+		if seats["total"] != 3.0 || seats["used"] != 1.0 || sub["unit_price"].(map[string]any)["amount"] != 18900.0 {
+			t.Fatalf("subscription: %v", sub)
+		}
+		svctest.Eventually(t, "the built-in roles", func() bool {
+			_, roles := c.do("GET", "/v1/accounts/"+acc+"/roles", operator, nil)
+			return count(roles) == 2
+		})
+		// account.created, subscription.created, seat.assigned, 2 × role.created, role.assigned.
+		const records = 6
+		svctest.Eventually(t, "the audit records", func() bool {
+			_, a := c.do("GET", "/v1/accounts/"+acc+"/audit", operator, nil)
+			return count(a) >= records
+		})
+		_, verify := c.do("GET", "/v1/accounts/"+acc+"/audit/verify", operator, nil)
+		if verify["ok"] != true || verify["records"] != float64(records) {
+			t.Fatalf("verify: %v", verify)
+		}
+
+		res, err := http.Get(h.URL() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		for _, want := range []string{`roster_events_published_total{service="identity",type="roster.identity.v1.AccountCreated"}`,
+			`roster_events_consumed_total{consumer="audit_from_identity"`, `roster_http_request_duration_seconds_bucket`} {
+			if !strings.Contains(string(m), want) {
+				t.Errorf("/metrics lacks %s", want)
+			}
+		}
+
+		// Restart on the same data: everything is still there, and no
+		// event is applied a second time.
+		stop()
+		h2, _ := startHost(t, dir, db)
+		c2 := client{t, h2.URL()}
+		if code, got := c2.do("GET", "/v1/accounts/"+acc, operator, nil); code != 200 || got["id"] != acc {
+			t.Fatalf("after restart: %d %v", code, got)
+		}
+		_, a := c2.do("GET", "/v1/accounts/"+acc+"/audit", operator, nil)
+		_, verify = c2.do("GET", "/v1/accounts/"+acc+"/audit/verify", operator, nil)
+		if count(a) != records || verify["ok"] != true {
+			t.Fatalf("after restart: %d records, verify %v", count(a), verify)
+		}
+	})
 }
 
 // `roster serve` as users run it: it prints the URL and a generated operator

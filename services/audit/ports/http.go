@@ -10,6 +10,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/problem"
 	"roster.dev/services/audit/app"
@@ -18,16 +19,16 @@ import (
 
 // HTTP serves the audit routes (api.md).
 type HTTP struct {
-	App      *app.App
-	Operator *httpx.Operator
-	Log      *slog.Logger
+	App  *app.App
+	Auth *auth.Authenticator
+	Log  *slog.Logger
 }
 
-// Routes mounts the routes. For now only the operator token reads audit
-// records; account tokens with audit:read come with account tokens.
+// Routes mounts the routes: the operator token, or an account token with
+// audit:read for its own account.
 func (h *HTTP) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
-		r.Use(httpx.RequireOperator(h.Operator))
+		r.Use(h.Auth.Require("audit:read"))
 		r.Get("/v1/accounts/{acc}/audit", h.list)
 		r.Get("/v1/accounts/{acc}/audit/verify", h.verify)
 	})

@@ -35,22 +35,12 @@ func (s Store) InsertAccount(ctx context.Context, tx *sql.Tx, a domain.Account) 
 }
 
 func (s Store) InsertTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician) error {
-	requested := ""
-	if t.RequestedRole != nil {
-		requested = *t.RequestedRole
-	}
-	_, err := tx.ExecContext(ctx, `INSERT INTO technicians (id, account_id, email, email_key, first_name, last_name, phone, status, requested_role, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		t.ID, t.AccountID, t.Email, domain.EmailKey(t.Email), t.FirstName, t.LastName, t.Phone, t.Status, requested, store.Time(t.CreatedAt))
-	if err != nil {
-		return fmt.Errorf("insert technician: %w", err)
-	}
-	return nil
+	return s.insertTechnician(ctx, tx, t, "")
 }
 
 func (s Store) InsertToken(ctx context.Context, tx *sql.Tx, t app.Token) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, account_id, name, token_hash, scopes, created_at) VALUES ($1, $2, $3, $4, $5, $6)`,
-		t.ID, t.AccountID, t.Name, t.Hash, strings.Join(t.Scopes, " "), store.Time(t.CreatedAt))
+	_, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, account_id, name, token_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+		t.ID, t.AccountID, t.Name, t.Hash, strings.Join(t.Scopes, " "), store.Time(t.CreatedAt), nullTime(t.ExpiresAt))
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
 	}

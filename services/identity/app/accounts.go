@@ -29,12 +29,13 @@ var ErrNotFound = errors.New("not found")
 
 // Token is an API token row; Hash is the hex SHA-256 of the secret.
 type Token struct {
-	ID        string
-	AccountID string
-	Name      string
-	Hash      string
-	Scopes    []string
-	CreatedAt time.Time
+	ID        string     `json:"id"`
+	AccountID string     `json:"account_id"`
+	Name      string     `json:"name"`
+	Hash      string     `json:"-"`
+	Scopes    []string   `json:"scopes"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at"`
 }
 
 // Store is what the use cases need from the database.
@@ -52,10 +53,22 @@ type Emitter interface {
 
 // App is the identity service's use cases.
 type App struct {
-	DB    *store.DB
-	Store Store
-	Bus   Emitter
-	Now   func() time.Time
+	DB          *store.DB
+	Store       Store
+	Technicians TechnicianStore
+	Sites       SiteStore
+	Seats       SeatReserver
+	Bus         Emitter
+	Now         func() time.Time
+
+	// OnTechnicianCreated runs in the creating transaction (the invitation
+	// is issued there, I-4).
+	OnTechnicianCreated func(ctx context.Context, tx *sql.Tx, acc domain.Account, t domain.Technician) error
+	// OnTechnicianDisabled runs in the disabling transaction (sessions and
+	// tokens end there, I-7).
+	OnTechnicianDisabled func(ctx context.Context, tx *sql.Tx, t domain.Technician) error
+	// AuthenticateSession resolves a technician session token (login).
+	AuthenticateSession func(ctx context.Context, hash []byte) (Principal, bool, error)
 }
 
 // NewID returns an opaque id with a type prefix (api.md): acc_…, tech_….
@@ -96,10 +109,12 @@ func (a *App) CreateAccount(ctx context.Context, req domain.NewAccount, idemKey 
 			if req.PricePerSeat != nil {
 				acc.PricePerSeat = &domain.Money{Amount: *req.PricePerSeat, Currency: "usd"}
 			}
+			adminRole := "Admin" // api.md: the first admin is created holding Admin
 			admin := domain.Technician{
 				ID: NewID("tech"), AccountID: acc.ID, Email: req.Admin.Email,
 				FirstName: strings.TrimSpace(req.Admin.FirstName), LastName: strings.TrimSpace(req.Admin.LastName),
-				Status: "invited", Role: "Admin", SiteIDs: []string{}, CreatedAt: now,
+				Status: domain.StatusInvited, Role: &adminRole, SiteIDs: []string{}, CreatedAt: now,
+				IsAdmin: true, // I-9 holds from the first instant, before RoleAssigned arrives
 			}
 			secret := newSecret("rst_")
 			tok := Token{ID: NewID("tok"), AccountID: acc.ID, Name: "initial", Hash: hex.EncodeToString(httpx.HashToken(secret)),
@@ -123,6 +138,11 @@ func (a *App) CreateAccount(ctx context.Context, req domain.NewAccount, idemKey 
 			}
 			if err := a.Bus.Emit(ctx, tx, acc.ID, ev); err != nil {
 				return 0, nil, err
+			}
+			if a.OnTechnicianCreated != nil {
+				if err := a.OnTechnicianCreated(ctx, tx, acc, admin); err != nil {
+					return 0, nil, err
+				}
 			}
 			return http.StatusCreated, AccountCreated{Account: acc, Admin: admin, APIToken: secret}, nil
 		})

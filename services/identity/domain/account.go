@@ -31,19 +31,24 @@ type Money struct {
 
 // Technician is a seat-holding console user.
 type Technician struct {
-	ID            string    `json:"id"`
-	AccountID     string    `json:"account_id"`
-	Email         string    `json:"email"`
-	FirstName     string    `json:"first_name"`
-	LastName      string    `json:"last_name"`
-	Phone         string    `json:"phone"`
-	Status        string    `json:"status"`
-	Role          string    `json:"role"`
-	RoleID        *string   `json:"role_id"`
-	RequestedRole *string   `json:"requested_role"`
-	SiteIDs       []string  `json:"site_ids"`
-	LastLoginAt   *string   `json:"last_login_at"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID        string `json:"id"`
+	AccountID string `json:"account_id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Phone     string `json:"phone"`
+	Status    string `json:"status"`
+	// Role and RoleID come from rolepolicy's RoleAssigned events; null until
+	// the first one arrives (milliseconds after creation).
+	Role          *string    `json:"role"`
+	RoleID        *string    `json:"role_id"`
+	RequestedRole *string    `json:"requested_role"`
+	SiteIDs       []string   `json:"site_ids"`
+	LastLoginAt   *time.Time `json:"last_login_at"`
+	DisabledAt    *time.Time `json:"disabled_at,omitempty"`
+	// IsAdmin: holds the built-in Admin role (I-9); internal.
+	IsAdmin   bool      `json:"-"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // Person names the first admin of a new account.

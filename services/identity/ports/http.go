@@ -1,15 +1,18 @@
-// Package ports translates HTTP to the identity use cases; no rule lives
-// here.
+// Package ports translates HTTP, events and request-reply to the identity
+// use cases; no rule lives here.
 package ports
 
 import (
 	"bytes"
+	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
@@ -19,38 +22,68 @@ import (
 
 // HTTP serves the identity routes.
 type HTTP struct {
-	App      *app.App
-	Operator *httpx.Operator
-	Log      *slog.Logger
+	App  *app.App
+	Auth *auth.Authenticator
+	Log  *slog.Logger
 }
 
 // Routes mounts the routes.
 func (h *HTTP) Routes(r chi.Router) {
-	r.Group(func(r chi.Router) {
-		r.Use(httpx.RequireOperator(h.Operator))
-		r.Post("/v1/accounts", h.createAccount)
-		r.Get("/v1/accounts/{acc}", h.getAccount)
-	})
+	r.With(h.Auth.RequireOperator()).Post("/v1/accounts", h.createAccount)
+	r.With(h.Auth.Require("")).Get("/v1/accounts/{acc}", h.getAccount)
+	r.With(h.Auth.Require("")).Post("/v1/accounts/{acc}/tokens", h.mintToken)
+
+	read := h.Auth.Require("technicians:read")
+	write := h.Auth.Require("technicians:write")
+	r.With(read).Get("/v1/accounts/{acc}/sites", h.listSites)
+	r.With(write).Post("/v1/accounts/{acc}/sites", h.createSite)
+	r.With(write).Post("/v1/accounts/{acc}/sites/{site}/folders", h.createFolder)
+
+	r.With(read).Get("/v1/accounts/{acc}/technicians", h.listTechnicians)
+	r.With(write).Post("/v1/accounts/{acc}/technicians", h.addTechnician)
+	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}", h.getTechnician)
+	r.With(write).Patch("/v1/accounts/{acc}/technicians/{id}", h.patchTechnician)
+	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/disable", h.disableTechnician)
+	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/enable", h.enableTechnician)
 }
 
-func (h *HTTP) createAccount(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxBody))
+// body reads the raw body (kept for Idempotency-Key comparison) and decodes
+// it into v; an empty body is allowed when empty is true.
+func body(w http.ResponseWriter, r *http.Request, v any, empty bool) ([]byte, bool) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxBody))
 	if err != nil {
 		problem.Write(w, problem.New(http.StatusBadRequest, "malformed-body", "Malformed body", "the body could not be read"))
-		return
+		return nil, false
 	}
-	r.Body = io.NopCloser(bytes.NewReader(body))
-	var req domain.NewAccount
-	if p := httpx.Decode(r, &req); p != nil {
+	if empty && len(bytes.TrimSpace(b)) == 0 {
+		return b, true
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	if p := httpx.Decode(r, v); p != nil {
 		problem.Write(w, p)
-		return
+		return nil, false
 	}
-	res, err := h.App.CreateAccount(r.Context(), req, r.Header.Get("Idempotency-Key"), body)
+	return b, true
+}
+
+func (h *HTTP) answer(w http.ResponseWriter, r *http.Request, res idempotency.Result, err error) {
 	if err != nil {
 		httpx.Error(w, r, h.Log, err)
 		return
 	}
 	idempotency.Write(w, res)
+}
+
+func key(r *http.Request) string { return r.Header.Get("Idempotency-Key") }
+
+func (h *HTTP) createAccount(w http.ResponseWriter, r *http.Request) {
+	var req domain.NewAccount
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	res, err := h.App.CreateAccount(r.Context(), req, key(r), b)
+	h.answer(w, r, res, err)
 }
 
 func (h *HTTP) getAccount(w http.ResponseWriter, r *http.Request) {
@@ -60,4 +93,165 @@ func (h *HTTP) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusOK, acc)
+}
+
+func (h *HTTP) mintToken(w http.ResponseWriter, r *http.Request) {
+	var req app.NewToken
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	p, _ := auth.From(r.Context())
+	res, err := h.App.MintToken(r.Context(), chi.URLParam(r, "acc"), req, p.Can, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+type named struct {
+	Name string `json:"name"`
+}
+
+func (h *HTTP) createSite(w http.ResponseWriter, r *http.Request) {
+	var req named
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	res, err := h.App.CreateSite(r.Context(), chi.URLParam(r, "acc"), req.Name, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+func (h *HTTP) listSites(w http.ResponseWriter, r *http.Request) {
+	sites, err := h.App.ListSites(r.Context(), chi.URLParam(r, "acc"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": sites, "next_cursor": nil})
+}
+
+func (h *HTTP) createFolder(w http.ResponseWriter, r *http.Request) {
+	var req named
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	res, err := h.App.CreateFolder(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "site"), req.Name, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+func (h *HTTP) addTechnician(w http.ResponseWriter, r *http.Request) {
+	var req domain.NewTechnician
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	res, err := h.App.AddTechnician(r.Context(), chi.URLParam(r, "acc"), req, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+// page reads ?limit= (default 50, max 500) and ?cursor= (api.md).
+func page(r *http.Request) (limit int, after string, p *problem.Problem) {
+	limit = 50
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > 500 {
+			return 0, "", problem.Invalid(problem.FieldError{Field: "limit", Detail: "must be between 1 and 500"})
+		}
+		limit = n
+	}
+	if c := r.URL.Query().Get("cursor"); c != "" {
+		b, err := base64.RawURLEncoding.DecodeString(c)
+		if err != nil || len(b) < 3 || string(b[:2]) != "t:" {
+			return 0, "", problem.Invalid(problem.FieldError{Field: "cursor", Detail: "is not a cursor this API returned"})
+		}
+		after = string(b[2:])
+	}
+	return limit, after, nil
+}
+
+func cursor(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte("t:" + lastID)) }
+
+func (h *HTTP) listTechnicians(w http.ResponseWriter, r *http.Request) {
+	limit, after, p := page(r)
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
+	q := r.URL.Query()
+	hide, _ := strconv.ParseBool(q.Get("hide_disabled"))
+	status := q.Get("status")
+	switch status {
+	case "", domain.StatusInvited, domain.StatusActive, domain.StatusDisabled:
+	default:
+		problem.Write(w, problem.Invalid(problem.FieldError{Field: "status", Detail: "must be invited, active or disabled"}))
+		return
+	}
+	ts, err := h.App.ListTechnicians(r.Context(), app.TechnicianFilter{
+		AccountID: chi.URLParam(r, "acc"), Status: status, Role: q.Get("role"), SiteID: q.Get("site_id"),
+		Email: q.Get("email"), Query: q.Get("q"), HideDisabled: hide, After: after, Limit: limit + 1,
+	})
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	var next any
+	if len(ts) > limit {
+		ts = ts[:limit]
+		next = cursor(ts[len(ts)-1].ID)
+	}
+	if ts == nil {
+		ts = []domain.Technician{}
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": ts, "next_cursor": next})
+}
+
+func (h *HTTP) getTechnician(w http.ResponseWriter, r *http.Request) {
+	t, err := h.App.Technician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, t)
+}
+
+func (h *HTTP) patchTechnician(w http.ResponseWriter, r *http.Request) {
+	var req domain.Patch
+	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	t, err := h.App.PatchTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, t)
+}
+
+func (h *HTTP) disableTechnician(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		SuccessorID string `json:"successor_id"`
+	}
+	b, ok := body(w, r, &req, true)
+	if !ok {
+		return
+	}
+	if r.URL.Query().Get("dry_run") != "" {
+		problem.Write(w, problem.New(http.StatusNotImplemented, "dry-run-unavailable", "Dry run not available yet",
+			"the offboarding preview (O-3) is not implemented yet; nothing was changed"))
+		return
+	}
+	res, err := h.App.DisableTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req.SuccessorID, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+func (h *HTTP) enableTechnician(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		ConfirmSeatPurchase bool `json:"confirm_seat_purchase"`
+	}
+	b, ok := body(w, r, &req, true)
+	if !ok {
+		return
+	}
+	res, err := h.App.EnableTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req.ConfirmSeatPurchase, key(r), b)
+	h.answer(w, r, res, err)
 }

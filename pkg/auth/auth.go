@@ -1,0 +1,122 @@
+// Package auth authenticates bearer tokens for every service's HTTP routes
+// (api.md, "Auth"): the operator token is checked locally in constant time;
+// account API tokens and technician sessions belong to identity, which each
+// service asks over NATS request-reply (rpc.Authenticate) with the token's
+// SHA-256 — the secret never leaves the service that received it. There is
+// no cache, so a revoked token stops working at once (I-7).
+package auth
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
+
+	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/httpx"
+	"roster.dev/pkg/problem"
+	"roster.dev/pkg/rpc"
+	commonv1 "roster.dev/proto/roster/common/v1"
+	identityv1 "roster.dev/proto/roster/identity/v1"
+)
+
+// Principal is who a request authenticated as.
+type Principal struct {
+	Operator     bool
+	AccountID    string
+	TokenID      string
+	TechnicianID string
+	Scopes       []string
+}
+
+// Can reports whether p holds scope; the operator holds every scope.
+func (p Principal) Can(scope string) bool { return p.Operator || slices.Contains(p.Scopes, scope) }
+
+type ctxKey struct{}
+
+// From returns the request's principal.
+func From(ctx context.Context) (Principal, bool) {
+	p, ok := ctx.Value(ctxKey{}).(Principal)
+	return p, ok
+}
+
+// Authenticator resolves bearer tokens.
+type Authenticator struct {
+	op *httpx.Operator
+	nc *nats.Conn
+}
+
+// New returns an authenticator asking identity through nc. With a nil nc
+// only the operator token is accepted (tests of one service alone).
+func New(op *httpx.Operator, nc *nats.Conn) *Authenticator { return &Authenticator{op: op, nc: nc} }
+
+// Resolve returns the principal of token, or ok=false for an unknown,
+// expired or revoked token.
+func (a *Authenticator) Resolve(ctx context.Context, token string) (p Principal, ok bool, err error) {
+	if a.op.Matches(token) {
+		return Principal{Operator: true}, true, nil
+	}
+	if a.nc == nil {
+		return Principal{}, false, nil
+	}
+	var rep identityv1.AuthenticateReply
+	if err := rpc.Call(ctx, a.nc, rpc.Authenticate, &identityv1.AuthenticateRequest{TokenHash: httpx.HashToken(token)}, &rep); err != nil {
+		return Principal{}, false, err
+	}
+	if !rep.GetValid() {
+		return Principal{}, false, nil
+	}
+	return Principal{AccountID: rep.GetAccountId(), TokenID: rep.GetTokenId(), TechnicianID: rep.GetTechnicianId(), Scopes: rep.GetScopes()}, true, nil
+}
+
+// Require lets through requests whose token holds scope; on routes with an
+// {acc} parameter the token must belong to that account (the operator's
+// may act on every account). A token of another account gets 404, as if
+// the account did not exist (L-7). The request's actor becomes the token's
+// holder.
+func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			tok := httpx.BearerToken(r)
+			if tok == "" {
+				problem.Write(w, problem.Unauthorized())
+				return
+			}
+			p, ok, err := a.Resolve(r.Context(), tok)
+			if err != nil {
+				problem.Write(w, problem.New(http.StatusServiceUnavailable, "auth-unavailable", "Authentication unavailable",
+					"the identity service did not answer; retry"))
+				return
+			}
+			if !ok {
+				problem.Write(w, problem.New(http.StatusUnauthorized, "invalid-token", "Invalid token", "the bearer token is unknown, expired or revoked"))
+				return
+			}
+			if acc := chi.URLParam(r, "acc"); acc != "" && !p.Operator && acc != p.AccountID {
+				problem.Write(w, problem.NotFound("account "+acc))
+				return
+			}
+			if scope != "" && !p.Can(scope) {
+				problem.Write(w, problem.Forbidden("this token lacks the "+scope+" scope"))
+				return
+			}
+			actor := &commonv1.Actor{Type: commonv1.ActorType_ACTOR_TYPE_OPERATOR, SourceAddress: httpx.ClientIP(r)}
+			switch {
+			case p.TechnicianID != "":
+				actor.Type, actor.Id = commonv1.ActorType_ACTOR_TYPE_TECHNICIAN, p.TechnicianID
+			case !p.Operator:
+				actor.Type, actor.Id = commonv1.ActorType_ACTOR_TYPE_API_TOKEN, p.TokenID
+			}
+			ctx := context.WithValue(r.Context(), ctxKey{}, p)
+			ctx = eventbus.WithActor(ctx, actor)
+			next.ServeHTTP(w, r.WithContext(ctx))
+		})
+	}
+}
+
+// RequireOperator lets only the operator token through.
+func (a *Authenticator) RequireOperator() func(http.Handler) http.Handler {
+	return httpx.RequireOperator(a.op)
+}
