@@ -42,7 +42,7 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		return err
 	}
 	st := adapters.Store{DB: d.DB}
-	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, Seats: adapters.Seats{NC: rpcConn}, Bus: d.Bus, Now: now}
+	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, EndUsers: st, Seats: adapters.Seats{NC: rpcConn}, Bus: d.Bus, Now: now}
 	ports.RegisterConsumers(d.Bus, a)
 	if _, err := ports.ServeAuthenticate(rpcConn, a, d.Log); err != nil {
 		return err

@@ -240,3 +240,64 @@ func TestConcurrentAddsNeverOversubscribe(t *testing.T) {
 		}
 	})
 }
+
+// I-10: end users belong to a site, can be deactivated and reactivated,
+// never take a seat; a deactivated one may not open new tickets.
+func TestEndUsers(t *testing.T) {
+	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "atera-msp", "growth", 1)
+	other := createAccount(t, c, "roster", "pro", 1)
+	base := "/v1/accounts/" + acc.id
+
+	code, site := c.do("POST", base+"/sites", acc.token, map[string]any{"name": "Head office"})
+	if code != 201 || site["id"] == nil {
+		t.Fatalf("site: %d %v", code, site)
+	}
+	if code, p := c.do("POST", base+"/sites", acc.token, map[string]any{"name": "head OFFICE"}); code != 409 {
+		t.Fatalf("duplicate site name: %d %v", code, p)
+	}
+	if code, p := c.do("POST", base+"/end-users", acc.token, map[string]any{"email": "bad", "name": "", "site_id": ""}); code != 422 || len(p["errors"].([]any)) != 3 {
+		t.Fatalf("invalid end user: %d %v", code, p)
+	}
+	// Every seat is taken (1 seat, the admin): end users still come in free.
+	code, eu := c.do("POST", base+"/end-users", acc.token, map[string]any{"email": "bob@client.test", "name": "Bob", "site_id": site["id"]})
+	if code != 201 || eu["status"] != "active" {
+		t.Fatalf("end user: %d %v", code, eu)
+	}
+	id := eu["id"].(string)
+	if code, p := c.do("POST", base+"/end-users", acc.token, map[string]any{"email": "BOB@client.test", "name": "Bob 2", "site_id": site["id"]}); code != 409 {
+		t.Fatalf("duplicate email: %d %v", code, p)
+	}
+	_, may := c.do("GET", base+"/end-users/"+id+"/can-submit-tickets", acc.token, nil)
+	if may["allowed"] != true {
+		t.Fatalf("active end user: %v", may)
+	}
+	code, eu = c.do("POST", base+"/end-users/"+id+"/deactivate", acc.token, nil)
+	if code != 200 || eu["status"] != "deactivated" {
+		t.Fatalf("deactivate: %d %v", code, eu)
+	}
+	_, may = c.do("GET", base+"/end-users/"+id+"/can-submit-tickets", acc.token, nil)
+	if may["allowed"] != false {
+		t.Fatalf("deactivated end user may submit: %v", may)
+	}
+	if code, eu = c.do("POST", base+"/end-users/"+id+"/reactivate", acc.token, nil); code != 200 || eu["status"] != "active" {
+		t.Fatalf("reactivate: %d %v", code, eu)
+	}
+	_, list := c.do("GET", base+"/end-users?site_id="+site["id"].(string), acc.token, nil)
+	if count(list) != 1 {
+		t.Fatalf("list: %v", list)
+	}
+	_, sub := c.do("GET", base+"/subscription", acc.token, nil)
+	if seats, _ := sub["seats"].(map[string]any); seats == nil || seats["used"] != 1.0 {
+		t.Fatalf("end users took a seat: %v", sub)
+	}
+	for _, path := range []string{"/end-users", "/end-users/" + id, "/end-users/" + id + "/can-submit-tickets"} {
+		if code, _ := c.do("GET", base+path, other.token, nil); code != 404 {
+			t.Fatalf("GET %s with another account's token: %d", path, code)
+		}
+	}
+	if code, _ := c.do("POST", base+"/end-users/"+id+"/deactivate", other.token, nil); code != 404 {
+		t.Fatalf("deactivate with another account's token: %d", code)
+	}
+}

@@ -57,6 +57,7 @@ type App struct {
 	Store       Store
 	Technicians TechnicianStore
 	Sites       SiteStore
+	EndUsers    EndUserStore
 	Seats       SeatReserver
 	Bus         Emitter
 	Now         func() time.Time

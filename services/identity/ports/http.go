@@ -45,6 +45,75 @@ func (h *HTTP) Routes(r chi.Router) {
 	r.With(write).Patch("/v1/accounts/{acc}/technicians/{id}", h.patchTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/disable", h.disableTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/enable", h.enableTechnician)
+
+	r.With(read).Get("/v1/accounts/{acc}/end-users", h.listEndUsers)
+	r.With(write).Post("/v1/accounts/{acc}/end-users", h.createEndUser)
+	r.With(read).Get("/v1/accounts/{acc}/end-users/{id}", h.getEndUser)
+	r.With(write).Post("/v1/accounts/{acc}/end-users/{id}/deactivate", h.setEndUserActive(false))
+	r.With(write).Post("/v1/accounts/{acc}/end-users/{id}/reactivate", h.setEndUserActive(true))
+	r.With(read).Get("/v1/accounts/{acc}/end-users/{id}/can-submit-tickets", h.canSubmitTickets)
+}
+
+func (h *HTTP) createEndUser(w http.ResponseWriter, r *http.Request) {
+	var req domain.NewEndUser
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	res, err := h.App.CreateEndUser(r.Context(), chi.URLParam(r, "acc"), req, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+func (h *HTTP) listEndUsers(w http.ResponseWriter, r *http.Request) {
+	limit, after, p := page(r)
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
+	q := r.URL.Query()
+	us, err := h.App.ListEndUsers(r.Context(), chi.URLParam(r, "acc"), q.Get("site_id"), q.Get("status"), after, limit+1)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	var next any
+	if len(us) > limit {
+		us = us[:limit]
+		next = cursor(us[len(us)-1].ID)
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": us, "next_cursor": next})
+}
+
+func (h *HTTP) getEndUser(w http.ResponseWriter, r *http.Request) {
+	u, err := h.App.EndUser(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, u)
+}
+
+func (h *HTTP) setEndUserActive(active bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		u, err := h.App.SetEndUserActive(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), active)
+		if err != nil {
+			httpx.Error(w, r, h.Log, err)
+			return
+		}
+		httpx.JSON(w, http.StatusOK, u)
+	}
+}
+
+// canSubmitTickets answers ticketing systems (I-10): may this end user open
+// a new ticket?
+func (h *HTTP) canSubmitTickets(w http.ResponseWriter, r *http.Request) {
+	u, err := h.App.EndUser(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	ok, reason := u.CanSubmitTickets()
+	httpx.JSON(w, http.StatusOK, map[string]any{"allowed": ok, "reason": reason})
 }
 
 // body reads the raw body (kept for Idempotency-Key comparison) and decodes
