@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"os"
 	"reflect"
@@ -18,16 +16,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 	"go.opentelemetry.io/otel/trace"
 
 	"roster.dev/pkg/eventbus"
-	"roster.dev/pkg/httpx"
-	"roster.dev/pkg/natsembed"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
-	"roster.dev/pkg/svc"
+	"roster.dev/pkg/svc/svctest"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	"roster.dev/services/audit"
@@ -41,137 +36,36 @@ const operatorToken = "test-operator-token"
 // world is an embedded NATS with Roster's streams, an identity bus that
 // emits events, and the audit service consuming them behind an HTTP server.
 type world struct {
-	js         nats.JetStreamContext
-	identity   *eventbus.Bus
-	identityDB *store.DB
-	audit      *eventbus.Bus
-	auditDB    *store.DB
-	url        string
+	js       nats.JetStreamContext
+	identity *svctest.Producer
+	audit    *eventbus.Bus
+	auditDB  *store.DB
+	url      string
 }
 
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Config{DataDir: dir, Listen: "off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eventbus.EnsureStreams(js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	w := &world{js: js}
-	w.identityDB = openDB(t, dbURL, dir, "identity")
-	w.auditDB = openDB(t, dbURL, dir, "audit")
-
 	s := audit.New()
 	if s.Name() != "audit" {
 		t.Fatalf("Name() = %q", s.Name())
 	}
-	if err := w.auditDB.Migrate(ctx, s.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	w.identity = newBus(t, "identity", w.identityDB, ns.Connect, log)
-	w.audit = newBus(t, "audit", w.auditDB, ns.Connect, log)
-	if err := s.Setup(ctx, svc.Deps{DB: w.auditDB, Bus: w.audit, Log: log, Operator: httpx.NewOperator(operatorToken), Connect: ns.Connect}); err != nil {
-		t.Fatal(err)
-	}
-	r := chi.NewRouter()
-	s.Routes(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	w.url = srv.URL
-
-	run(t, w.identity)
-	run(t, w.audit)
+	nw := svctest.NewNATS(t)
+	w := &world{js: nw.JS, identity: svctest.StartProducer(t, nw, dbURL, "identity")}
+	w.url, w.auditDB, w.audit = svctest.StartService(t, nw, dbURL, s, operatorToken)
 	return w
-}
-
-func openDB(t *testing.T, dbURL, dir, service string) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), store.Config{URL: dbURL, DataDir: dir, Service: service})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func newBus(t *testing.T, service string, db *store.DB, connect func(string) (*nats.Conn, error), log *slog.Logger) *eventbus.Bus {
-	t.Helper()
-	b, err := eventbus.New(eventbus.Config{Service: service, DB: db, Connect: connect, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Init(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// run runs b until the test ends and waits until it is ready.
-func run(t *testing.T, b *eventbus.Bus) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bus %s: %v", b.Service(), err)
-		}
-	})
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		t.Fatalf("bus %s stopped: %v", b.Service(), err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("bus %s not ready", b.Service())
-	}
-}
-
-// eventually polls cond until it holds (30 s at most).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // get calls the audit API as the operator (or with token) and decodes the
 // answer into v; it returns the status.
 func (w *world) get(t *testing.T, path, token string, v any) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, w.url+path, nil)
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
+	status, _, body := svctest.Get(t, w.url+path, token)
 	if v != nil {
-		if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		if err := json.Unmarshal(body, v); err != nil {
 			t.Fatalf("GET %s: %v", path, err)
 		}
 	}
-	return res.StatusCode
+	return status
 }
 
 // records reads every record of acc through the paginated API, limit per
@@ -232,17 +126,7 @@ func (w *world) verify(t *testing.T, acc string) verification {
 // and published once on the public audit stream; tampering with a stored
 // record is reported at its sequence.
 func TestEveryEventBecomesOneChainedPublishedRecord(t *testing.T) {
-	for _, backend := range []struct {
-		name string
-		url  func(t *testing.T) string
-	}{
-		{"sqlite", func(*testing.T) string { return "" }},
-		{"postgres", func(t *testing.T) string { return pgtest.DSN(t) }},
-	} {
-		t.Run(backend.name, func(t *testing.T) {
-			testEndToEnd(t, backend.url(t))
-		})
-	}
+	svctest.EachBackend(t, testEndToEnd)
 }
 
 // emitted is an event the test emitted, by record id.
@@ -269,7 +153,7 @@ func testEndToEnd(t *testing.T, dbURL string) {
 	var mu sync.Mutex
 	sent := map[string]emitted{} // by record id
 	emit := func(ctx context.Context, acc string, ev eventbus.Event) {
-		err := w.identityDB.InTx(ctx, func(tx *sql.Tx) error { return w.identity.Emit(ctx, tx, acc, ev) })
+		err := w.identity.DB.InTx(ctx, func(tx *sql.Tx) error { return w.identity.Bus.Emit(ctx, tx, acc, ev) })
 		if err != nil {
 			t.Error(err)
 			return
@@ -312,10 +196,7 @@ func testEndToEnd(t *testing.T, dbURL string) {
 	emit(ctxA, accA, dup)
 	// … and a copy that escapes it (another Nats-Msg-Id) reaches the audit,
 	// whose inbox must drop it.
-	eventually(t, "identity's outbox to drain", func() bool {
-		n, err := w.identity.Outbox().Pending(context.Background())
-		return err == nil && n == 0
-	})
+	svctest.Eventually(t, "identity's outbox to drain", svctest.OutboxDrained(w.identity.Bus))
 	subject := eventbus.Subject(dup.ProtoReflect().Descriptor().FullName(), accA)
 	orig, err := w.js.GetLastMsg(eventbus.EventStream("identity"), subject)
 	if err != nil {
@@ -343,21 +224,18 @@ func testEndToEnd(t *testing.T, dbURL string) {
 
 	want := map[string]int{accA: 1 + techsA, accB: 1 + techsB}
 	for acc, n := range want {
-		eventually(t, fmt.Sprintf("%d records for %s", n, acc), func() bool {
+		svctest.Eventually(t, fmt.Sprintf("%d records for %s", n, acc), func() bool {
 			var page struct{ Data []json.RawMessage }
 			w.get(t, "/v1/accounts/"+acc+"/audit?limit=500", operatorToken, &page)
 			return len(page.Data) >= n
 		})
 	}
 	js := w.js
-	eventually(t, "the audit consumer to settle (the copy handled)", func() bool {
+	svctest.Eventually(t, "the audit consumer to settle (the copy handled)", func() bool {
 		info, err := js.ConsumerInfo(eventbus.EventStream("identity"), eventbus.ConsumerName("audit", "identity"))
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0 && info.Delivered.Stream >= uint64(want[accA]+want[accB]+1)
 	})
-	eventually(t, "the audit outbox to drain", func() bool {
-		n, err := w.audit.Outbox().Pending(context.Background())
-		return err == nil && n == 0
-	})
+	svctest.Eventually(t, "the audit outbox to drain", svctest.OutboxDrained(w.audit))
 
 	// exactly one record per event, and nothing else; A-2: sequences
 	// 1..N per account. Pages of 7 walk the cursor.

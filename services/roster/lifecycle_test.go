@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"roster.dev/pkg/pgtest"
+	"roster.dev/pkg/svc/svctest"
 )
 
 // The clock of the lifecycle tests: 2026-11-23, in the monthly cycle
@@ -44,24 +44,12 @@ func problemType(body map[string]any) string {
 	return s
 }
 
-func eachDB(t *testing.T, fn func(t *testing.T, db string)) {
-	for _, backend := range []string{"sqlite", "postgres"} {
-		t.Run(backend, func(t *testing.T) {
-			db := ""
-			if backend == "postgres" {
-				db = pgtest.DSN(t)
-			}
-			fn(t, db)
-		})
-	}
-}
-
 // I-1, I-2, R-6, S-3, S-6, I-3, I-9, L-7 through HTTP with the all-in-one
 // server, under atera-msp and roster.
 func TestTechnicianLifecycle(t *testing.T) {
 	for _, profile := range []string{"atera-msp", "roster"} {
 		t.Run(profile, func(t *testing.T) {
-			eachDB(t, func(t *testing.T, db string) {
+			svctest.EachBackend(t, func(t *testing.T, db string) {
 				h, _ := startHostAt(t, t.TempDir(), db, fixedClock)
 				c := client{t, h.URL()}
 				plan := map[string]string{"atera-msp": "growth", "roster": "growth"}[profile]
@@ -97,7 +85,7 @@ func TestTechnicianLifecycle(t *testing.T) {
 				tech := list["data"].([]any)[0].(map[string]any)
 				techID := tech["id"].(string)
 				// Beginner on creation, whatever was asked.
-				eventually(t, "Beginner assigned", func() bool {
+				svctest.Eventually(t, "Beginner assigned", func() bool {
 					_, got := c.do("GET", base+"/technicians/"+techID, acc.token, nil)
 					return got["role"] == "Beginner"
 				})
@@ -119,7 +107,7 @@ func TestTechnicianLifecycle(t *testing.T) {
 				if code != 201 {
 					t.Fatalf("confirmed purchase: %d %v", code, third)
 				}
-				eventually(t, "the charge", func() bool {
+				svctest.Eventually(t, "the charge", func() bool {
 					_, ch := c.do("GET", base+"/charges", acc.token, nil)
 					d, _ := ch["data"].([]any)
 					return len(d) == 1 && d[0].(map[string]any)["amount"] == 5040.0 && d[0].(map[string]any)["technician_id"] == third["id"]
@@ -156,7 +144,7 @@ func TestTechnicianLifecycle(t *testing.T) {
 					t.Fatalf("rename: %d %v", code, body)
 				}
 				// S-4: the freed seat is reused at no charge.
-				eventually(t, "the seat freed", func() bool {
+				svctest.Eventually(t, "the seat freed", func() bool {
 					_, sub := c.do("GET", base+"/subscription", acc.token, nil)
 					seats, _ := sub["seats"].(map[string]any)
 					return seats != nil && seats["available"] == 1.0
@@ -212,7 +200,7 @@ func TestCrossAccountIsolation(t *testing.T) {
 
 // S-6: fifty concurrent adds against one free seat: one technician, 49 × 402.
 func TestConcurrentAddsNeverOversubscribe(t *testing.T) {
-	eachDB(t, func(t *testing.T, db string) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h, _ := startHostAt(t, t.TempDir(), db, fixedClock)
 		c := client{t, h.URL()}
 		acc := createAccount(t, c, "roster", "pro", 2)

@@ -9,6 +9,8 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+
+	"roster.dev/pkg/svc/svctest"
 )
 
 // One trace spans the HTTP request, the published event and every
@@ -38,7 +40,7 @@ func TestTraceSpansRequestEventAndConsumers(t *testing.T) {
 		"publish AccountCreated": false,
 	}
 	consumers := map[string]bool{"seatbilling_from_identity": false, "rolepolicy_from_identity": false, "audit_from_identity": false}
-	eventually(t, "spans of the request, the publish and the three consumers in one trace", func() bool {
+	svctest.Eventually(t, "spans of the request, the publish and the three consumers in one trace", func() bool {
 		for _, s := range rec.Ended() {
 			if s.SpanContext().TraceID().String() != traceID {
 				continue

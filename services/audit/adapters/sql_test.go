@@ -14,6 +14,7 @@ import (
 	"roster.dev/pkg/outbox"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
+	"roster.dev/pkg/svc/svctest"
 	"roster.dev/services/audit/adapters"
 	"roster.dev/services/audit/app"
 	"roster.dev/services/audit/domain"
@@ -21,12 +22,6 @@ import (
 )
 
 func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
-
-// eachBackend runs fn on SQLite and on PostgreSQL.
-func eachBackend(t *testing.T, fn func(t *testing.T, dbURL string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, "") })
-	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.DSN(t)) })
-}
 
 type env struct {
 	db     *store.DB
@@ -37,11 +32,7 @@ type env struct {
 func newEnv(t *testing.T, dbURL string) *env {
 	t.Helper()
 	ctx := context.Background()
-	db, err := store.Open(ctx, store.Config{URL: dbURL, DataDir: t.TempDir(), Service: "audit"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := svctest.OpenDB(t, dbURL, t.TempDir(), "audit")
 	if err := db.Migrate(ctx, migrations.FS); err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +106,7 @@ func (e *env) exec(t testing.TB, q string, args ...any) {
 // account's head: every sequence is taken once, with no gap, and the chain
 // links; other accounts' chains are independent.
 func TestConcurrentAppendsQueuePerAccount(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		accounts := []string{"acc_a", "acc_b", "acc_c"}
 		const perAccount = 30
@@ -161,7 +152,7 @@ func TestConcurrentAppendsQueuePerAccount(t *testing.T) {
 
 // an event recorded twice makes one record and one stream message.
 func TestSameEventIsRecordedOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		first, appended := e.record(t, entry("acc_a", 1))
 		if !appended || first.Sequence != 1 {
@@ -182,7 +173,7 @@ func TestSameEventIsRecordedOnce(t *testing.T) {
 
 // the record and its stream message commit together or not at all.
 func TestRolledBackAppendLeavesNothing(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		e.record(t, entry("acc_a", 1))
 		boom := errors.New("the event's handling failed after the append")
@@ -209,7 +200,7 @@ func TestRolledBackAppendLeavesNothing(t *testing.T) {
 
 // query by action, actor, target and time range, with a cursor.
 func TestListFiltersAndPages(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		for i := 1; i <= 12; i++ {
 			en := entry("acc_a", i)
@@ -267,7 +258,7 @@ func TestListFiltersAndPages(t *testing.T) {
 
 // verify finds tampering done directly in the database.
 func TestVerifyDetectsTamperingInTheDatabase(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		// shift moves records from seq on one place up, last first, as a
 		// forger making room for an inserted record does.
@@ -371,7 +362,7 @@ func TestVerifyDetectsTamperingInTheDatabase(t *testing.T) {
 // verify takes no lock, yet never reports a chain that is being
 // appended to as broken.
 func TestVerifyDuringAppends(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		e := newEnv(t, dbURL)
 		const n = 60
 		done := make(chan struct{})
