@@ -7,6 +7,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
@@ -43,6 +46,11 @@ type Config struct {
 	// Now is the clock given to the services (default time.Now); tests fix
 	// it to check prorated amounts and cycles.
 	Now func() time.Time
+	// Mail is the mail transport URL (default file://<DataDir>/mail).
+	Mail string
+	// PublicURL is the base URL of links in mails (default: the HTTP
+	// server's URL, URL()).
+	PublicURL string
 }
 
 // Host runs services until stopped.
@@ -52,6 +60,8 @@ type Host struct {
 	ns       *natsembed.Server
 	services []Service
 	dbs      []*store.DB
+	mu       sync.Mutex
+	conns    []*nats.Conn
 	buses    []*eventbus.Bus
 	srv      *http.Server
 	ln       net.Listener
@@ -75,9 +85,16 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	if cfg.OperatorToken == "" {
 		return nil, errors.New("an operator token is required (ROSTER_OPERATOR_TOKEN)")
 	}
-	h := &Host{cfg: cfg, log: cfg.Log, services: services, errs: make(chan error, len(services)+1), ready: make(chan struct{})}
+	if cfg.Mail == "" {
+		cfg.Mail = "file://" + filepath.Join(cfg.DataDir, "mail")
+	}
+	// Each bus and each Runner may report one error, and the HTTP server.
+	h := &Host{cfg: cfg, log: cfg.Log, services: services, errs: make(chan error, 2*len(services)+1), ready: make(chan struct{})}
 	defer func() {
 		if err != nil {
+			if h.ln != nil {
+				h.ln.Close()
+			}
 			h.closeResources()
 		}
 	}()
@@ -107,6 +124,22 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	}
 
 	op := httpx.NewOperator(cfg.OperatorToken)
+	authConn, err := connect("roster-auth")
+	if err != nil {
+		return nil, err
+	}
+	h.conns = append(h.conns, authConn)
+	authn := auth.New(op, authConn)
+	// Connections services open for request-reply close with the host.
+	serviceConnect := func(name string) (*nats.Conn, error) {
+		nc, err := connect(name)
+		if err == nil {
+			h.mu.Lock()
+			h.conns = append(h.conns, nc)
+			h.mu.Unlock()
+		}
+		return nc, err
+	}
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer, telemetry.HTTP, httpx.Correlate)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -114,6 +147,17 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	})
 	r.Get("/readyz", h.readyz)
 	r.Handle("/metrics", promhttp.Handler())
+
+	// Listen before the services' Setup: the default public URL of the
+	// links they mail is the address actually bound (--http :0 in tests).
+	h.ln, err = net.Listen("tcp", cfg.HTTP)
+	if err != nil {
+		return nil, fmt.Errorf("--http %s: %w", cfg.HTTP, err)
+	}
+	publicURL := strings.TrimSuffix(cfg.PublicURL, "/")
+	if publicURL == "" {
+		publicURL = h.URL()
+	}
 
 	for _, s := range services {
 		db, err := store.Open(ctx, store.Config{URL: cfg.DB, DataDir: cfg.DataDir, Service: s.Name()})
@@ -135,16 +179,13 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 			return nil, err
 		}
 		h.buses = append(h.buses, bus)
-		if err := s.Setup(ctx, Deps{DB: db, Bus: bus, Log: h.log.With("service", s.Name()), Operator: op, Connect: connect, Now: cfg.Now}); err != nil {
+		if err := s.Setup(ctx, Deps{DB: db, Bus: bus, Log: h.log.With("service", s.Name()), Operator: op, Auth: authn, Connect: serviceConnect, Now: cfg.Now,
+			Mail: cfg.Mail, PublicURL: publicURL}); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 		s.Routes(r)
 	}
 
-	h.ln, err = net.Listen("tcp", cfg.HTTP)
-	if err != nil {
-		return nil, fmt.Errorf("--http %s: %w", cfg.HTTP, err)
-	}
 	h.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
 
 	busCtx, cancel := context.WithCancel(context.Background())
@@ -157,6 +198,17 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 				h.errs <- fmt.Errorf("%s bus: %w", b.Service(), err)
 			}
 		}()
+	}
+	for _, s := range services {
+		if run, ok := s.(Runner); ok {
+			h.wg.Add(1)
+			go func() {
+				defer h.wg.Done()
+				if err := run.Run(busCtx); err != nil {
+					h.errs <- fmt.Errorf("%s: %w", s.Name(), err)
+				}
+			}()
+		}
 	}
 	go func() {
 		for _, b := range h.buses {
@@ -220,6 +272,11 @@ func (h *Host) Stop(ctx context.Context) error {
 }
 
 func (h *Host) closeResources() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, nc := range h.conns {
+		nc.Close()
+	}
 	for _, db := range h.dbs {
 		db.Close()
 	}

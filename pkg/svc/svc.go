@@ -13,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/store"
@@ -32,14 +33,31 @@ type Service interface {
 	Routes(r chi.Router)
 }
 
+// Runner is a Service with background work besides its event handlers
+// (identity's mailer). The host calls Run once the buses run and cancels
+// ctx on Stop, before it closes the service's database; Run returns nil
+// then. An error it returns is reported on Host.Errors.
+type Runner interface {
+	Run(ctx context.Context) error
+}
+
 // Deps is what the host gives a service.
 type Deps struct {
 	DB       *store.DB
 	Bus      *eventbus.Bus
 	Log      *slog.Logger
 	Operator *httpx.Operator
+	// Auth authenticates bearer tokens: the operator's locally, the others
+	// by asking identity.
+	Auth *auth.Authenticator
 	// Connect opens a NATS connection (for request-reply).
 	Connect func(name string) (*nats.Conn, error)
 	// Now is the clock; tests fix it.
 	Now func() time.Time
+	// Mail is the mail transport URL (pkg/mail): file://DIR or
+	// smtp://host:port. The host always sets it; a harness that leaves it
+	// empty gets no mail sent.
+	Mail string
+	// PublicURL is the base URL of links in mails (no trailing slash).
+	PublicURL string
 }

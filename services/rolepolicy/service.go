@@ -46,9 +46,9 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	if log == nil {
 		log = slog.Default().With("service", s.Name())
 	}
-	a := app.New(adapters.NewStore(d.DB), d.Bus, log)
+	a := app.New(d.DB, adapters.NewStore(d.DB), d.Bus, log, d.Now)
 	ports.Consume(d.Bus, a)
-	s.http = ports.NewHTTP(a, d.Operator, log)
+	s.http = ports.NewHTTP(a, d.Auth, d.Operator, log)
 	return nil
 }
 

@@ -1,30 +1,20 @@
 package rolepolicy_test
 
 import (
-	"context"
-	"database/sql"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 
 	"roster.dev/pkg/eventbus"
-	"roster.dev/pkg/httpx"
-	"roster.dev/pkg/natsembed"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/profile"
-	"roster.dev/pkg/store"
-	"roster.dev/pkg/svc"
+	"roster.dev/pkg/svc/svctest"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
 	"roster.dev/services/rolepolicy"
@@ -34,119 +24,22 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 const operatorToken = "operator-token-for-tests"
 
-// eachBackend runs fn on SQLite and on PostgreSQL (dbURL "" is SQLite).
-func eachBackend(t *testing.T, fn func(t *testing.T, dbURL string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, "") })
-	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.DSN(t)) })
-}
-
 // world is embedded NATS with Roster's streams, an "identity" bus that
 // publishes what the test asks, and the rolepolicy service behind an HTTP
 // server, each service with its own database.
 type world struct {
 	js         nats.JetStreamContext
-	identity   *eventbus.Bus
-	identityDB *store.DB
+	identity   *svctest.Producer
 	rolepolicy *eventbus.Bus
-	http       *httptest.Server
+	url        string
 }
 
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Config{DataDir: dir, Listen: "off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eventbus.EnsureStreams(js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	w := &world{js: js}
-
-	w.identityDB = openDB(t, dbURL, dir, "identity")
-	w.identity = newBus(t, ns, w.identityDB, "identity")
-	runBus(t, w.identity)
-
-	s := rolepolicy.New()
-	db := openDB(t, dbURL, dir, s.Name())
-	if err := db.Migrate(ctx, s.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	w.rolepolicy = newBus(t, ns, db, s.Name())
-	err = s.Setup(ctx, svc.Deps{DB: db, Bus: w.rolepolicy, Log: log,
-		Operator: httpx.NewOperator(operatorToken), Connect: ns.Connect})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runBus(t, w.rolepolicy)
-	r := chi.NewRouter()
-	s.Routes(r)
-	w.http = httptest.NewServer(r)
-	t.Cleanup(w.http.Close)
+	nw := svctest.NewNATS(t)
+	w := &world{js: nw.JS, identity: svctest.StartProducer(t, nw, dbURL, "identity")}
+	w.url, _, w.rolepolicy = svctest.StartService(t, nw, dbURL, rolepolicy.New(), operatorToken)
 	return w
-}
-
-func openDB(t *testing.T, dbURL, dir, service string) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), store.Config{URL: dbURL, DataDir: dir, Service: service})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-func newBus(t *testing.T, ns *natsembed.Server, db *store.DB, service string) *eventbus.Bus {
-	t.Helper()
-	b, err := eventbus.New(eventbus.Config{Service: service, DB: db, Connect: ns.Connect, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// runBus runs b until the test ends and waits until it is ready.
-func runBus(t *testing.T, b *eventbus.Bus) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bus %s: %v", b.Service(), err)
-		}
-	})
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		t.Fatalf("bus %s stopped: %v", b.Service(), err)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("bus %s not ready", b.Service())
-	}
-}
-
-// publish emits events from identity, as identity does: through its outbox.
-func (w *world) publish(t *testing.T, accountID string, events ...eventbus.Event) {
-	t.Helper()
-	err := w.identityDB.InTx(context.Background(), func(tx *sql.Tx) error {
-		return w.identity.Emit(context.Background(), tx, accountID, events...)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 func accountCreated(profileID, adminID string) *identityv1.AccountCreated {
@@ -158,23 +51,7 @@ func accountCreated(profileID, adminID string) *identityv1.AccountCreated {
 // get sends GET path with the operator token (token "" sends none).
 func (w *world) get(t *testing.T, path, token string) (int, http.Header, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, w.http.URL+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := w.http.Client().Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, res.Header, body
+	return svctest.Get(t, w.url+path, token)
 }
 
 type roleJSON struct {
@@ -209,23 +86,11 @@ func decode[T any](t *testing.T, body []byte) T {
 	return v
 }
 
-// eventually polls cond until it holds (20 s at most).
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 // waitForRoles polls the role list of acc until it holds n roles.
 func (w *world) waitForRoles(t *testing.T, acc string, n int) []roleJSON {
 	t.Helper()
 	var list roleList
-	eventually(t, "the built-in roles of "+acc, func() bool {
+	svctest.Eventually(t, "the built-in roles of "+acc, func() bool {
 		status, _, body := w.get(t, "/v1/accounts/"+acc+"/roles", operatorToken)
 		if status != http.StatusOK {
 			return false
@@ -239,22 +104,7 @@ func (w *world) waitForRoles(t *testing.T, acc string, n int) []roleJSON {
 // subjectCount is how many messages a stream holds on one subject.
 func (w *world) subjectCount(t *testing.T, stream, subject string) uint64 {
 	t.Helper()
-	info, err := w.js.StreamInfo(stream, &nats.StreamInfoRequest{SubjectsFilter: subject})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return info.State.Subjects[subject]
-}
-
-func (w *world) outboxesDrained(t *testing.T) func() bool {
-	return func() bool {
-		for _, b := range []*eventbus.Bus{w.identity, w.rolepolicy} {
-			if n, err := b.Outbox().Pending(context.Background()); err != nil || n != 0 {
-				return false
-			}
-		}
-		return true
-	}
+	return svctest.SubjectMsgs(t, w.js, stream, subject)[subject]
 }
 
 func catalogIDs(t *testing.T, profileID string) []string {
@@ -273,7 +123,7 @@ func catalogIDs(t *testing.T, profileID string) []string {
 // I-9: identity's AccountCreated gives the account its profile's
 // built-in roles, listed by name, and the first admin the Admin role.
 func TestAccountCreatedSetsUpBuiltInRoles(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		w := newWorld(t, dbURL)
 		cases := []struct {
 			account, profile, admin string
@@ -294,7 +144,7 @@ func TestAccountCreatedSetsUpBuiltInRoles(t *testing.T) {
 				map[string][]string{"Beginner": {}}},
 		}
 		for _, c := range cases {
-			w.publish(t, c.account, accountCreated(c.profile, c.admin))
+			w.identity.Emit(t, c.account, accountCreated(c.profile, c.admin))
 		}
 		adminRole := map[string]string{}
 		for _, c := range cases {
@@ -341,7 +191,7 @@ func TestAccountCreatedSetsUpBuiltInRoles(t *testing.T) {
 				// I-9: the first admin holds Admin, as RoleAssigned says.
 				subject := "roster.events.rolepolicy." + c.account + ".role_assigned"
 				var msg *nats.RawStreamMsg
-				eventually(t, "RoleAssigned on "+subject, func() bool {
+				svctest.Eventually(t, "RoleAssigned on "+subject, func() bool {
 					var err error
 					msg, err = w.js.GetLastMsg("ROSTER_ROLEPOLICY", subject)
 					return err == nil
@@ -404,19 +254,19 @@ func equalRoles(a, b roleJSON) bool {
 // inbox does (same event id, past the window), or the account itself does
 // (the same account announced with a new event id).
 func TestAccountCreatedTwiceSetsUpOnce(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		w := newWorld(t, dbURL)
 		const acc = "acc_twice"
 		ev := accountCreated("roster", "tech_twice_admin")
-		w.publish(t, acc, ev)
+		w.identity.Emit(t, acc, ev)
 		first := w.waitForRoles(t, acc, 4)
 
 		// 1. The same event again: Nats-Msg-Id dedup drops it.
-		w.publish(t, acc, ev)
+		w.identity.Emit(t, acc, ev)
 		// 2. The same event past the duplicate window: another Nats-Msg-Id,
 		// the same event id.
 		identitySubject := "roster.events.identity." + acc + ".account_created"
-		eventually(t, "the identity outbox to drain", w.outboxesDrained(t))
+		svctest.Eventually(t, "the identity outbox to drain", svctest.OutboxDrained(w.identity.Bus, w.rolepolicy))
 		sm, err := w.js.GetLastMsg("ROSTER_IDENTITY", identitySubject)
 		if err != nil {
 			t.Fatal(err)
@@ -430,20 +280,20 @@ func TestAccountCreatedTwiceSetsUpOnce(t *testing.T) {
 		// 3. The same account with a new event id.
 		again := proto.Clone(ev).(*identityv1.AccountCreated)
 		again.Meta = nil
-		w.publish(t, acc, again)
+		w.identity.Emit(t, acc, again)
 
-		eventually(t, "three AccountCreated on the identity stream", func() bool {
+		svctest.Eventually(t, "three AccountCreated on the identity stream", func() bool {
 			return w.subjectCount(t, "ROSTER_IDENTITY", identitySubject) == 3
 		})
 		stream, err := w.js.StreamInfo("ROSTER_IDENTITY")
 		if err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "rolepolicy to apply (ack) them all", func() bool {
+		svctest.Eventually(t, "rolepolicy to apply (ack) them all", func() bool {
 			info, err := w.js.ConsumerInfo("ROSTER_IDENTITY", eventbus.ConsumerName("rolepolicy", "identity"))
 			return err == nil && info.AckFloor.Stream >= stream.State.LastSeq && info.NumAckPending == 0
 		})
-		eventually(t, "the outboxes to drain", w.outboxesDrained(t))
+		svctest.Eventually(t, "the outboxes to drain", svctest.OutboxDrained(w.identity.Bus, w.rolepolicy))
 
 		status, _, body := w.get(t, "/v1/accounts/"+acc+"/roles", operatorToken)
 		if got := decode[roleList](t, body).Data; status != http.StatusOK || len(got) != 4 || got[0].ID != first[0].ID {
@@ -462,7 +312,7 @@ func TestAccountCreatedTwiceSetsUpOnce(t *testing.T) {
 // the permission catalog per profile, and the problems the routes
 // answer.
 func TestPermissionsAndProblems(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		w := newWorld(t, dbURL)
 
 		for _, id := range []string{"atera-it", "atera-msp", "roster"} {
@@ -515,7 +365,7 @@ func TestPermissionsAndProblems(t *testing.T) {
 		}
 
 		t.Run("unknown role of a known account", func(t *testing.T) {
-			w.publish(t, "acc_known", accountCreated("atera-msp", "tech_1"))
+			w.identity.Emit(t, "acc_known", accountCreated("atera-msp", "tech_1"))
 			w.waitForRoles(t, "acc_known", 2)
 			status, _, body := w.get(t, "/v1/accounts/acc_known/roles/role_missing", operatorToken)
 			if p := decode[problemJSON](t, body); status != 404 || !strings.Contains(p.Detail, "role role_missing") {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/store"
 	"roster.dev/services/rolepolicy/domain"
 )
 
@@ -28,6 +29,26 @@ type Store interface {
 	Roles(ctx context.Context, accountID, after string, limit int) ([]domain.Role, error)
 	// Role fails with domain.ErrRoleNotFound.
 	Role(ctx context.Context, accountID, roleID string) (domain.Role, error)
+
+	// LockAccount returns the account and holds it until tx ends: commands
+	// that change an account's technicians run one at a time per account.
+	// It fails with domain.ErrAccountNotFound.
+	LockAccount(ctx context.Context, tx *sql.Tx, accountID string) (domain.Account, error)
+	// AddTechnician records a new technician and reports false when it was
+	// recorded before.
+	AddTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician) (bool, error)
+	// SaveTechnician stores a technician's states (not its role: Assign).
+	SaveTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician) error
+
+	// Reads below run in tx, or outside any transaction when tx is nil.
+
+	// AccountRoles returns every role of an account.
+	AccountRoles(ctx context.Context, tx *sql.Tx, accountID string) ([]domain.Role, error)
+	// Technician fails with domain.ErrTechnicianNotFound.
+	Technician(ctx context.Context, tx *sql.Tx, accountID, technicianID string) (domain.Technician, error)
+	// Holders returns the technicians that hold a role, whatever their
+	// status.
+	Holders(ctx context.Context, tx *sql.Tx, accountID, roleID string) ([]domain.Technician, error)
 }
 
 // Events writes outgoing events to the outbox within tx (eventbus.Bus).
@@ -37,16 +58,25 @@ type Events interface {
 
 // App runs the use cases.
 type App struct {
+	db     *store.DB
 	store  Store
 	events Events
 	log    *slog.Logger
 	now    func() time.Time
 }
 
-// New returns the use cases over store and events.
-func New(store Store, events Events, log *slog.Logger) *App {
+// New returns the use cases over the service's database (for the
+// transactions of HTTP commands and their Idempotency-Key), its store and
+// events. now is the clock; nil is time.Now.
+func New(db *store.DB, st Store, events Events, log *slog.Logger, now func() time.Time) *App {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &App{store: store, events: events, log: log, now: time.Now}
+	if now == nil {
+		now = time.Now
+	}
+	return &App{db: db, store: st, events: events, log: log, now: now}
 }
+
+// clock is now as stored: UTC, to the microsecond (store.Time).
+func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }

@@ -28,7 +28,7 @@ func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) er
 	if err != nil {
 		return fmt.Errorf("set up account %s: %w: %w", cmd.AccountID, domain.ErrUnknownProfile, err)
 	}
-	setup, err := domain.SetUpAccount(cmd.AccountID, p, cmd.AdminTechnicianID, a.now())
+	setup, err := domain.SetUpAccount(cmd.AccountID, p, cmd.AdminTechnicianID, a.clock())
 	if err != nil {
 		return err
 	}
@@ -58,11 +58,12 @@ func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) er
 		if err := a.store.Assign(ctx, tx, *as); err != nil {
 			return fmt.Errorf("set up account %s: assign %s to %s: %w", cmd.AccountID, role.Name, as.TechnicianID, err)
 		}
-		events = append(events, &rolepolicyv1.RoleAssigned{
-			TechnicianId: as.TechnicianID,
-			RoleId:       role.ID,
-			RoleName:     role.Name,
-		})
+		// The first admin's states, so that FirstLogin, disabling and
+		// the last-admin rule (I-9) know them like any technician.
+		if _, err := a.store.AddTechnician(ctx, tx, domain.FirstAdminTechnician(*as)); err != nil {
+			return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
+		}
+		events = append(events, roleAssigned(as.TechnicianID, domain.RoleChange{Role: role}))
 	}
 	if err := a.events.Emit(ctx, tx, cmd.AccountID, events...); err != nil {
 		return fmt.Errorf("set up account %s: emit: %w", cmd.AccountID, err)

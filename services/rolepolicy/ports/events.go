@@ -3,6 +3,9 @@ package ports
 import (
 	"context"
 	"database/sql"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
 	identityv1 "roster.dev/proto/roster/identity/v1"
@@ -20,4 +23,46 @@ func Consume(bus *eventbus.Bus, a *app.App) {
 			AdminTechnicianID: ev.GetAdminTechnicianId(),
 		})
 	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+		return a.AddTechnician(ctx, tx, app.AddTechnician{
+			AccountID:     ev.GetMeta().GetAccountId(),
+			TechnicianID:  ev.GetTechnicianId(),
+			RequestedRole: ev.GetRequestedRole(),
+			At:            timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.FirstLogin) error {
+		at := timeOf(ev.GetLoggedInAt())
+		if at.IsZero() {
+			at = timeOf(ev.GetMeta().GetOccurredAt())
+		}
+		return a.ApplyRequestedRoleOnFirstLogin(ctx, tx, app.RecordFirstLogin{
+			AccountID:    ev.GetMeta().GetAccountId(),
+			TechnicianID: ev.GetTechnicianId(),
+			At:           at,
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
+		return a.DisableTechnician(ctx, tx, app.ChangeStatus{
+			AccountID:    ev.GetMeta().GetAccountId(),
+			TechnicianID: ev.GetTechnicianId(),
+			At:           timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
+		return a.EnableTechnician(ctx, tx, app.ChangeStatus{
+			AccountID:    ev.GetMeta().GetAccountId(),
+			TechnicianID: ev.GetTechnicianId(),
+			At:           timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
+}
+
+// timeOf is ts, or the zero time when the event carries none (AsTime would
+// say 1970).
+func timeOf(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
 }

@@ -3,9 +3,11 @@
 package ports
 
 import (
+	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -13,7 +15,9 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/httpx"
+	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
 	"roster.dev/pkg/profile"
 	"roster.dev/services/rolepolicy/app"
@@ -22,28 +26,40 @@ import (
 
 // HTTP serves the rolepolicy routes of api.md.
 type HTTP struct {
-	app *app.App
-	op  *httpx.Operator
-	log *slog.Logger
+	app  *app.App
+	auth *auth.Authenticator
+	op   *httpx.Operator
+	log  *slog.Logger
 }
 
-// NewHTTP returns the routes over a, authenticated by op.
-func NewHTTP(a *app.App, op *httpx.Operator, log *slog.Logger) *HTTP {
-	return &HTTP{app: a, op: op, log: log}
+// NewHTTP returns the routes over a, authenticated by authn: the operator
+// token, account API tokens and sessions, with scopes. Without authn (a
+// host that gives none) only the operator token is let through, by op.
+func NewHTTP(a *app.App, authn *auth.Authenticator, op *httpx.Operator, log *slog.Logger) *HTTP {
+	return &HTTP{app: a, auth: authn, op: op, log: log}
+}
+
+// require lets through tokens holding scope ("" for any valid token) on
+// the route's account (api.md, Auth).
+func (h *HTTP) require(scope string) func(http.Handler) http.Handler {
+	if h.auth == nil {
+		return httpx.RequireOperator(h.op)
+	}
+	return h.auth.Require(scope)
 }
 
 // Mount adds the routes to r, with full paths.
 func (h *HTTP) Mount(r chi.Router) {
-	r.Group(func(r chi.Router) {
-		// Only the operator token exists so far. The permission catalog needs
-		// a token too: api.md names the only routes that need none
-		// (/healthz, /readyz, /metrics). It is product data, not account data,
-		// so once account and session tokens exist any valid token will do.
-		r.Use(httpx.RequireOperator(h.op))
-		r.Get("/v1/permissions", h.listPermissions)
-		r.Get("/v1/accounts/{acc}/roles", h.listRoles)
-		r.Get("/v1/accounts/{acc}/roles/{id}", h.getRole)
-	})
+	// The permission catalog needs a token too: api.md names the only
+	// routes that need none (/healthz, /readyz, /metrics). It is product
+	// data, not account data, so any valid token will do.
+	r.With(h.require("")).Get("/v1/permissions", h.listPermissions)
+
+	read, write := h.require("roles:read"), h.require("roles:write")
+	r.With(read).Get("/v1/accounts/{acc}/roles", h.listRoles)
+	r.With(read).Get("/v1/accounts/{acc}/roles/{id}", h.getRole)
+	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/role", h.getTechnicianRole)
+	r.With(write).Put("/v1/accounts/{acc}/technicians/{id}/role", h.assignRole)
 }
 
 type permissionJSON struct {
@@ -149,6 +165,48 @@ func (h *HTTP) getRole(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, toRoleJSON(role))
 }
 
+// getTechnicianRole: GET /v1/accounts/{acc}/technicians/{id}/role — the
+// role held, the requested role, the first-login and status states.
+func (h *HTTP) getTechnicianRole(w http.ResponseWriter, r *http.Request) {
+	v, err := h.app.TechnicianRole(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"))
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, v)
+}
+
+type assignRoleJSON struct {
+	Role *string `json:"role"`
+}
+
+// assignRole: PUT /v1/accounts/{acc}/technicians/{id}/role {"role": name
+// or id} (R-6, I-9), with Idempotency-Key.
+func (h *HTTP) assignRole(w http.ResponseWriter, r *http.Request) {
+	raw, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxBody))
+	if err != nil {
+		problem.Write(w, problem.New(http.StatusBadRequest, "malformed-body", "Malformed body", "the body could not be read"))
+		return
+	}
+	var req assignRoleJSON
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if p := httpx.Decode(r, &req); p != nil {
+		problem.Write(w, p)
+		return
+	}
+	if req.Role == nil || strings.TrimSpace(*req.Role) == "" {
+		problem.Write(w, problem.Invalid(problem.FieldError{Field: "role", Detail: "is required: a role id or name"}))
+		return
+	}
+	cmd := app.AssignRole{AccountID: chi.URLParam(r, "acc"), TechnicianID: chi.URLParam(r, "id"), Role: *req.Role}
+	res, err := h.app.AssignRole(r.Context(), cmd, r.Header.Get("Idempotency-Key"), raw)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	idempotency.Write(w, res)
+}
+
 // ETag is the entity tag of a role version: a strong tag, the version in
 // quotes ("3").
 func ETag(version int64) string { return strconv.Quote(strconv.FormatInt(version, 10)) }
@@ -159,6 +217,16 @@ func (h *HTTP) fail(w http.ResponseWriter, r *http.Request, err error) {
 	switch {
 	case errors.Is(err, domain.ErrAccountNotFound):
 		err = problem.NotFound("account " + chi.URLParam(r, "acc"))
+	case errors.Is(err, domain.ErrTechnicianNotFound):
+		err = problem.NotFound("technician " + chi.URLParam(r, "id"))
+	case errors.Is(err, domain.ErrUnknownRole):
+		err = problem.Invalid(problem.FieldError{Field: "role", Detail: "names no role of this account (by id, or by name case-insensitively)"})
+	case errors.Is(err, domain.ErrFirstLoginRequired):
+		err = problem.New(http.StatusConflict, "first-login-required", "First login required",
+			"technician "+chi.URLParam(r, "id")+" has not logged in yet; this account's profile assigns roles only after the first login (R-6)")
+	case errors.Is(err, domain.ErrLastAdmin):
+		err = problem.New(http.StatusConflict, "last-admin", "Last admin",
+			"technician "+chi.URLParam(r, "id")+" is the last technician that is not disabled holding the Admin role; give Admin to another technician first (I-9)")
 	case errors.Is(err, domain.ErrRoleNotFound):
 		err = problem.NotFound("role " + chi.URLParam(r, "id"))
 	case errors.Is(err, domain.ErrUnknownProfile):
