@@ -9,12 +9,15 @@ package seatbilling
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
 
+	"roster.dev/pkg/rpc"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/seatbilling/adapters"
 	"roster.dev/services/seatbilling/app"
@@ -24,7 +27,16 @@ import (
 
 // Service is seatbilling, hosted by svc.
 type Service struct {
+	// ReservationTTL is how long an unconfirmed seat reservation holds its
+	// seat; zero means domain.DefaultReservationTTL (2 minutes). Set it
+	// before Setup.
+	ReservationTTL time.Duration
+
 	http *ports.HTTP
+	// rpc answers identity's ReserveSeat. The host has no Close hook for
+	// services: the subscription lives as long as its connection, which the
+	// host closes on shutdown (svc.Host closes what Deps.Connect opened).
+	rpc *nats.Subscription
 }
 
 var _ svc.Service = (*Service)(nil)
@@ -38,11 +50,12 @@ func (s *Service) Name() string { return "seatbilling" }
 // Migrations are the service's tables.
 func (s *Service) Migrations() fs.FS { return migrations.FS }
 
-// Setup wires the store, the use cases, the event consumers and the HTTP
-// port. The host has migrated d.DB and starts d.Bus afterwards.
+// Setup wires the store, the use cases, the event consumers, the
+// ReserveSeat request-reply handler and the HTTP port. The host has
+// migrated d.DB and starts d.Bus afterwards.
 func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
-	if d.DB == nil || d.Bus == nil || d.Operator == nil {
-		return errors.New("seatbilling: Setup needs DB, Bus and Operator")
+	if d.DB == nil || d.Bus == nil || d.Operator == nil || d.Connect == nil {
+		return errors.New("seatbilling: Setup needs DB, Bus, Operator and Connect")
 	}
 	log := d.Log
 	if log == nil {
@@ -53,9 +66,25 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if now == nil {
 		now = time.Now
 	}
-	a := app.New(adapters.NewStore(d.DB), d.Bus, log, now)
+	a := app.New(adapters.NewStore(d.DB), d.Bus, log, now, app.Config{ReservationTTL: s.ReservationTTL})
 	ports.RegisterConsumers(d.Bus, a)
-	s.http = ports.NewHTTP(a, log, d.Operator)
+
+	nc, err := d.Connect("seatbilling-rpc")
+	if err != nil {
+		return fmt.Errorf("seatbilling: connect for request-reply: %w", err)
+	}
+	if s.rpc, err = ports.ServeReserveSeat(nc, a, log); err != nil {
+		nc.Close()
+		return fmt.Errorf("seatbilling: serve %s: %w", rpc.ReserveSeat, err)
+	}
+
+	// Account tokens with scopes where the host authenticates them
+	// (pkg/auth); the operator token alone where it does not.
+	guard := ports.OperatorOnly(d.Operator)
+	if d.Auth != nil {
+		guard = d.Auth.Require
+	}
+	s.http = ports.NewHTTP(a, log, guard)
 	return nil
 }
 

@@ -2,30 +2,23 @@ package seatbilling_test
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"reflect"
 	"testing"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
-	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/inbox"
-	"roster.dev/pkg/natsembed"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
-	"roster.dev/pkg/svc"
+	"roster.dev/pkg/svc/svctest"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	seatbillingv1 "roster.dev/proto/roster/seatbilling/v1"
@@ -37,140 +30,30 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
 
 const operatorToken = "op-test-token"
 
-// eachBackend runs fn on SQLite and on PostgreSQL; dbURL is the --db value.
-func eachBackend(t *testing.T, fn func(t *testing.T, dbURL string)) {
-	t.Run("sqlite", func(t *testing.T) { fn(t, "") })
-	t.Run("postgres", func(t *testing.T) { fn(t, pgtest.DSN(t)) })
-}
-
 // world is an embedded NATS with Roster's streams, an "identity" bus to
 // publish from, and the seatbilling service under test behind an HTTP
 // server.
 type world struct {
-	nc         *nats.Conn
-	identityDB *store.DB
-	identity   *eventbus.Bus
-	db         *store.DB
-	bus        *eventbus.Bus
-	url        string
+	js       nats.JetStreamContext
+	identity *svctest.Producer
+	db       *store.DB
+	bus      *eventbus.Bus
+	url      string
 }
 
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	ns, err := natsembed.Start(natsembed.Config{DataDir: dir, Listen: "off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(ns.Shutdown)
-	nc, err := ns.Connect("test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := nc.JetStream()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := eventbus.EnsureStreams(js, eventbus.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	w := &world{nc: nc}
-
-	w.identityDB = openDB(t, dbURL, dir, "identity")
-	w.identity = startBus(t, ns.Connect, w.identityDB, "identity", log, nil)
-
-	s := seatbilling.New()
-	w.db = openDB(t, dbURL, dir, s.Name())
-	if err := w.db.Migrate(ctx, s.Migrations()); err != nil {
-		t.Fatal(err)
-	}
-	w.bus = startBus(t, ns.Connect, w.db, s.Name(), log, func(b *eventbus.Bus) {
-		err := s.Setup(ctx, svc.Deps{DB: w.db, Bus: b, Log: log, Operator: httpx.NewOperator(operatorToken), Connect: ns.Connect})
-		if err != nil {
-			t.Fatal(err)
-		}
-	})
-	r := chi.NewRouter()
-	s.Routes(r)
-	srv := httptest.NewServer(r)
-	t.Cleanup(srv.Close)
-	w.url = srv.URL
+	nw := svctest.NewNATS(t)
+	w := &world{js: nw.JS, identity: svctest.StartProducer(t, nw, dbURL, "identity")}
+	w.url, w.db, w.bus = svctest.StartService(t, nw, dbURL, seatbilling.New(), operatorToken)
 	return w
-}
-
-func openDB(t *testing.T, dbURL, dir, service string) *store.DB {
-	t.Helper()
-	db, err := store.Open(context.Background(), store.Config{URL: dbURL, DataDir: dir, Service: service})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
-// startBus runs a bus until the test ends and waits until it is ready;
-// setup registers handlers before it runs.
-func startBus(t *testing.T, connect func(string) (*nats.Conn, error), db *store.DB, service string, log *slog.Logger, setup func(*eventbus.Bus)) *eventbus.Bus {
-	t.Helper()
-	b, err := eventbus.New(eventbus.Config{Service: service, DB: db, Connect: connect, Logger: log})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if setup != nil {
-		setup(b)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("bus %s: %v", service, err)
-		}
-	})
-	select {
-	case <-b.Ready():
-	case err := <-done:
-		t.Fatalf("bus %s stopped: %v", service, err)
-	case <-time.After(20 * time.Second):
-		t.Fatalf("bus %s not ready", service)
-	}
-	return b
-}
-
-// publish emits events from identity, as its CreateAccount does.
-func (w *world) publish(t *testing.T, accountID string, evs ...eventbus.Event) {
-	t.Helper()
-	ctx := context.Background()
-	err := w.identityDB.InTx(ctx, func(tx *sql.Tx) error { return w.identity.Emit(ctx, tx, accountID, evs...) })
-	if err != nil {
-		t.Fatal(err)
-	}
 }
 
 // get does an operator GET and returns the status and body.
 func (w *world) get(t *testing.T, path, token string) (int, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, w.url+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res.StatusCode, body
+	status, _, body := svctest.Get(t, w.url+path, token)
+	return status, body
 }
 
 // subscription polls GET subscription until cond holds of its answer.
@@ -178,7 +61,7 @@ func (w *world) subscription(t *testing.T, accountID string, cond func(ports.Sub
 	t.Helper()
 	var last string
 	var got ports.Subscription
-	eventually(t, "the subscription of "+accountID, func() bool {
+	svctest.EventuallySeen(t, "the subscription of "+accountID, func() bool {
 		status, body := w.get(t, "/v1/accounts/"+accountID+"/subscription", operatorToken)
 		last = fmt.Sprintf("%d %s", status, body)
 		if status != http.StatusOK {
@@ -193,57 +76,23 @@ func (w *world) subscription(t *testing.T, accountID string, cond func(ports.Sub
 	return got
 }
 
-// eventually polls cond every 10 ms until it holds, for 20 s at most; last
-// describes what was seen when it gives up.
-func eventually(t *testing.T, what string, cond func() bool, last func() string) {
-	t.Helper()
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	timeout := time.After(20 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-timeout:
-			msg := ""
-			if last != nil {
-				msg = "; last seen: " + last()
-			}
-			t.Fatalf("timed out waiting for %s%s", what, msg)
-		}
-	}
-}
-
 // settled waits until every event published so far went through: identity's
 // outbox relayed, seatbilling's consumer applied and acked everything, and
 // seatbilling's outbox relayed what that emitted.
 func (w *world) settled(t *testing.T) {
 	t.Helper()
-	ctx := context.Background()
-	drained := func(b *eventbus.Bus) func() bool {
-		return func() bool { n, err := b.Outbox().Pending(ctx); return err == nil && n == 0 }
-	}
-	eventually(t, "identity's outbox to drain", drained(w.identity), nil)
-	js, _ := w.nc.JetStream()
-	consumer := eventbus.ConsumerName("seatbilling", "identity")
-	eventually(t, "seatbilling to consume every identity event", func() bool {
-		info, err := js.ConsumerInfo(eventbus.EventStream("identity"), consumer)
-		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
-	}, nil)
-	eventually(t, "seatbilling's outbox to drain", drained(w.bus), nil)
+	svctest.Eventually(t, "identity's outbox to drain", svctest.OutboxDrained(w.identity.Bus))
+	svctest.Eventually(t, "seatbilling to consume every identity event", svctest.ConsumerSettled(w.js, "seatbilling", "identity"))
+	svctest.Eventually(t, "seatbilling's outbox to drain", svctest.OutboxDrained(w.bus))
 }
 
 // emitted counts seatbilling's events on the stream for an account, by
 // subject token (subscription_created, seat_assigned).
 func (w *world) emitted(t *testing.T, accountID string) map[string]uint64 {
 	t.Helper()
-	js, _ := w.nc.JetStream()
 	prefix := "roster.events.seatbilling." + accountID + "."
-	info, err := js.StreamInfo(eventbus.EventStream("seatbilling"), &nats.StreamInfoRequest{SubjectsFilter: prefix + ">"})
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := map[string]uint64{}
-	for subject, n := range info.State.Subjects {
+	for subject, n := range svctest.SubjectMsgs(t, w.js, eventbus.EventStream("seatbilling"), prefix+">") {
 		out[subject[len(prefix):]] = n
 	}
 	return out
@@ -252,9 +101,8 @@ func (w *world) emitted(t *testing.T, accountID string) map[string]uint64 {
 // lastEvent decodes the last seatbilling event of a type for an account.
 func (w *world) lastEvent(t *testing.T, accountID string, ev eventbus.Event) {
 	t.Helper()
-	js, _ := w.nc.JetStream()
 	subject := eventbus.Subject(ev.ProtoReflect().Descriptor().FullName(), accountID)
-	msg, err := js.GetLastMsg(eventbus.EventStream("seatbilling"), subject)
+	msg, err := w.js.GetLastMsg(eventbus.EventStream("seatbilling"), subject)
 	if err != nil {
 		t.Fatalf("%s: %v", subject, err)
 	}
@@ -284,7 +132,7 @@ func accountCreated(profile, plan, period string, seats int32, price *commonv1.M
 // price with the first admin in one of its seats, and GET subscription shows
 // it in api.md's shape.
 func TestAccountCreatedOpensTheSubscription(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		w := newWorld(t, dbURL)
 		tests := []struct {
 			name      string
@@ -333,7 +181,7 @@ func TestAccountCreatedOpensTheSubscription(t *testing.T) {
 			},
 		}
 		for _, tt := range tests {
-			w.publish(t, tt.accountID, tt.event)
+			w.identity.Emit(t, tt.accountID, tt.event)
 		}
 		for _, tt := range tests {
 			t.Run(tt.name, func(t *testing.T) {
@@ -343,7 +191,7 @@ func TestAccountCreatedOpensTheSubscription(t *testing.T) {
 				}
 
 				// The events that tell the other services, caused by AccountCreated.
-				eventually(t, "SubscriptionCreated and SeatAssigned on the stream", func() bool {
+				svctest.EventuallySeen(t, "SubscriptionCreated and SeatAssigned on the stream", func() bool {
 					n := w.emitted(t, tt.accountID)
 					return n["subscription_created"] == 1 && n["seat_assigned"] == 1
 				}, func() string { return fmt.Sprint(w.emitted(t, tt.accountID)) })
@@ -419,17 +267,17 @@ func TestAccountCreatedOpensTheSubscription(t *testing.T) {
 // account announced by a second event with another id (the insert itself
 // refuses a second subscription).
 func TestAccountCreatedTwiceOpensOneSubscription(t *testing.T) {
-	eachBackend(t, func(t *testing.T, dbURL string) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
 		w := newWorld(t, dbURL)
 		const acc = "acc_twice"
 		ev := accountCreated("atera-msp", "growth", "monthly", 3, nil, "2026-11-01", "2026-11-23T10:00:00Z")
-		w.publish(t, acc, ev)
-		w.publish(t, acc, ev) // same event id
+		w.identity.Emit(t, acc, ev)
+		w.identity.Emit(t, acc, ev) // same event id
 		again := proto.Clone(ev).(*identityv1.AccountCreated)
 		again.Meta.EventId = "" // a new id: past the duplicate window and the inbox
 		again.Seats = 7
 		again.AdminTechnicianId = "tech_other_admin"
-		w.publish(t, acc, again)
+		w.identity.Emit(t, acc, again)
 		if ev.GetMeta().GetEventId() == again.GetMeta().GetEventId() {
 			t.Fatal("the second event needs an id of its own")
 		}
@@ -458,9 +306,8 @@ func TestAccountCreatedTwiceOpensOneSubscription(t *testing.T) {
 				t.Errorf("event %s applied = %v (%v), want true", id, ok, err)
 			}
 		}
-		js, _ := w.nc.JetStream()
-		if info, err := js.StreamInfo(eventbus.StreamDeadLetter); err != nil || info.State.Msgs != 0 {
-			t.Errorf("dead letters: %v (%v), want none", info.State.Msgs, err)
+		if n := svctest.StreamMsgs(t, w.js, eventbus.StreamDeadLetter); n != 0 {
+			t.Errorf("dead letters: %v, want none", n)
 		}
 	})
 }

@@ -11,18 +11,28 @@ import (
 	"time"
 
 	"roster.dev/pkg/eventbus"
+	"roster.dev/services/seatbilling/domain"
 )
 
 // Application is every use case of the service.
 type Application struct {
 	OpenSubscription OpenSubscriptionHandler
 	GetSubscription  GetSubscriptionHandler
+	ReserveSeat      ReserveSeatHandler
+	ConfirmSeat      ConfirmSeatHandler
+	ReleaseSeat      ReleaseSeatHandler
+	QuoteSeats       QuoteSeatsHandler
+	ListCharges      ListChargesHandler
 }
 
 // Store is what the use cases need from storage.
 type Store interface {
 	SubscriptionWriter
 	SubscriptionReader
+	ReservationStore
+	SeatConfirmer
+	SeatReleaser
+	ChargeReader
 }
 
 // Emitter writes events to the outbox within a transaction (eventbus.Bus).
@@ -30,10 +40,26 @@ type Emitter interface {
 	Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...eventbus.Event) error
 }
 
+// Config tunes the use cases; zero values take the defaults.
+type Config struct {
+	// ReservationTTL is how long an unconfirmed reservation holds a seat
+	// (default domain.DefaultReservationTTL).
+	ReservationTTL time.Duration
+}
+
 // New wires the use cases. now is the clock (time.Now outside tests).
-func New(store Store, events Emitter, log *slog.Logger, now func() time.Time) *Application {
+func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cfg Config) *Application {
+	ttl := cfg.ReservationTTL
+	if ttl <= 0 {
+		ttl = domain.DefaultReservationTTL
+	}
 	return &Application{
 		OpenSubscription: OpenSubscriptionHandler{store: store, events: events, log: log, now: now},
 		GetSubscription:  GetSubscriptionHandler{store: store},
+		ReserveSeat:      ReserveSeatHandler{store: store, events: events, log: log, now: now, ttl: ttl},
+		ConfirmSeat:      ConfirmSeatHandler{store: store, events: events, log: log, now: now},
+		ReleaseSeat:      ReleaseSeatHandler{store: store, events: events, log: log, now: now},
+		QuoteSeats:       QuoteSeatsHandler{store: store, now: now},
+		ListCharges:      ListChargesHandler{store: store},
 	}
 }

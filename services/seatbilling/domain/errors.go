@@ -22,4 +22,14 @@ var (
 	ErrNoPrice             = fmt.Errorf("%w: the plan has no price for this billing period", ErrInvalidSubscription)
 	ErrInvalidSeats        = fmt.Errorf("%w: invalid seat count", ErrInvalidSubscription)
 	ErrMissingField        = fmt.Errorf("%w: missing field", ErrInvalidSubscription)
+
+	// ErrInvalidQuantity: a seat count to quote or buy below one.
+	ErrInvalidQuantity = errors.New("invalid seat quantity")
+	// ErrAmountOverflow: a price too large to compute in int64 cents.
+	ErrAmountOverflow = errors.New("amount out of range")
+	// ErrOutsideCycle: a day that the given cycle does not hold.
+	ErrOutsideCycle = errors.New("day outside the cycle")
+	// ErrInvalidReservation: a reservation request without an account or a
+	// reservation id.
+	ErrInvalidReservation = errors.New("invalid reservation request")
 )

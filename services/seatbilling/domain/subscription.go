@@ -25,9 +25,15 @@ type Subscription struct {
 // SeatStatus is where a seat is in its life (S-2).
 type SeatStatus string
 
-// SeatOccupied: a technician holds the seat. Later slices add the seat freed
-// by a disable (S-4) and the seat removed at cycle end (S-5).
-const SeatOccupied SeatStatus = "occupied"
+const (
+	// SeatOccupied: a technician holds the seat (S-2).
+	SeatOccupied SeatStatus = "occupied"
+	// SeatReleased: the technician was disabled and the seat is free for
+	// reuse in the same cycle at no charge (S-4). The row stays, so that a
+	// re-enable occupies it again. A later slice adds the seat removed at
+	// cycle end (S-5).
+	SeatReleased SeatStatus = "released"
+)
 
 // Seat is one technician's hold on one of the subscription's seats (S-2).
 type Seat struct {

@@ -20,6 +20,22 @@ func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.AccountCreated) error {
 		return a.OpenSubscription.Handle(ctx, tx, openSubscription(ev))
 	})
+	// S-2, S-3: the technician identity created or enabled takes the seat
+	// its reservation held, or buys the one it reserved.
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
+			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
+		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
+			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
+		})
+	})
+	// S-4: a disabled technician's seat is free for reuse.
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
+		return a.ReleaseSeat.Handle(ctx, tx, app.ReleaseSeat{AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId()})
+	})
 }
 
 func openSubscription(ev *identityv1.AccountCreated) app.OpenSubscription {

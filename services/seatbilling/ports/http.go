@@ -1,9 +1,14 @@
 package ports
 
 import (
+	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -13,23 +18,40 @@ import (
 	"roster.dev/services/seatbilling/domain"
 )
 
-// HTTP serves seatbilling's routes (api.md).
-type HTTP struct {
-	app      *app.Application
-	log      *slog.Logger
-	operator *httpx.Operator
+// Scopes of the billing routes (api.md, "Auth").
+const (
+	ScopeBillingRead  = "billing:read"
+	ScopeBillingWrite = "billing:write"
+)
+
+// Guard returns the middleware that lets through only requests whose
+// bearer token holds scope (auth.Authenticator.Require).
+type Guard func(scope string) func(http.Handler) http.Handler
+
+// OperatorOnly is the Guard of a host without account tokens: the operator
+// token, whatever the scope.
+func OperatorOnly(op *httpx.Operator) Guard {
+	return func(string) func(http.Handler) http.Handler { return httpx.RequireOperator(op) }
 }
 
-// NewHTTP returns the HTTP port of a.
-func NewHTTP(a *app.Application, log *slog.Logger, operator *httpx.Operator) *HTTP {
-	return &HTTP{app: a, log: log, operator: operator}
+// HTTP serves seatbilling's routes (api.md).
+type HTTP struct {
+	app   *app.Application
+	log   *slog.Logger
+	guard Guard
+}
+
+// NewHTTP returns the HTTP port of a, its routes guarded by guard.
+func NewHTTP(a *app.Application, log *slog.Logger, guard Guard) *HTTP {
+	return &HTTP{app: a, log: log, guard: guard}
 }
 
 // Routes mounts the routes with full paths, so that services sharing one
 // router never mount the same prefix twice.
 func (h *HTTP) Routes(r chi.Router) {
-	// Operator token only until account tokens exist.
-	r.With(httpx.RequireOperator(h.operator)).Get("/v1/accounts/{acc}/subscription", h.getSubscription)
+	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/subscription", h.getSubscription)
+	r.With(h.guard(ScopeBillingWrite)).Post("/v1/accounts/{acc}/subscription/quote", h.quote)
+	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/charges", h.listCharges)
 }
 
 // Money is api.md's money: minor units and a lower-case currency.
@@ -98,12 +120,151 @@ func subscriptionJSON(v app.SubscriptionView) Subscription {
 	return out
 }
 
+// QuoteRequest is the body of POST …/subscription/quote.
+type QuoteRequest struct {
+	Seats int `json:"seats"`
+}
+
+// Quote is api.md's quote: the price of adding seats now (S-3), the same
+// shape as the quote of a 402 seat-purchase-required.
+type Quote struct {
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	DaysLeft  int    `json:"days_left"`
+	CycleDays int    `json:"cycle_days"`
+	// CycleEnd is the cycle's last day, included.
+	CycleEnd string `json:"cycle_end"`
+}
+
+// quote: POST /v1/accounts/{acc}/subscription/quote {"seats": N}. It
+// changes nothing, so a retry is safe as it is: an Idempotency-Key is
+// accepted and not stored (replaying an old price would only be staler).
+func (h *HTTP) quote(w http.ResponseWriter, r *http.Request) {
+	acc := chi.URLParam(r, "acc")
+	var req QuoteRequest
+	if p := httpx.Decode(r, &req); p != nil {
+		problem.Write(w, p)
+		return
+	}
+	if req.Seats < 1 || req.Seats > app.MaxQuoteSeats {
+		problem.Write(w, seatsInvalid())
+		return
+	}
+	q, err := h.app.QuoteSeats.Handle(r.Context(), acc, req.Seats)
+	if err != nil {
+		httpx.Error(w, r, h.log, problemFor(err, acc))
+		return
+	}
+	httpx.JSON(w, http.StatusOK, Quote{
+		Amount: q.Amount.Amount, Currency: q.Amount.Currency,
+		DaysLeft: q.DaysLeft, CycleDays: q.CycleDays, CycleEnd: domain.FormatDate(q.CycleEnd),
+	})
+}
+
+func seatsInvalid() *problem.Problem {
+	return problem.Invalid(problem.FieldError{Field: "seats", Detail: fmt.Sprintf("must be an integer from 1 to %d", app.MaxQuoteSeats)})
+}
+
+// Charge is api.md's Charge.
+type Charge struct {
+	ID       string `json:"id"`
+	Amount   int64  `json:"amount"`
+	Currency string `json:"currency"`
+	Reason   string `json:"reason"`
+	// TechnicianID is null for charges of no technician (renewals, add-ons).
+	TechnicianID *string   `json:"technician_id"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// ChargeList is a page of charges (api.md, "Lists").
+type ChargeList struct {
+	Data []Charge `json:"data"`
+	// NextCursor is null on the last page.
+	NextCursor *string `json:"next_cursor"`
+}
+
+// listCharges: GET /v1/accounts/{acc}/charges?limit=&cursor=, the ledger
+// oldest first.
+func (h *HTTP) listCharges(w http.ResponseWriter, r *http.Request) {
+	acc := chi.URLParam(r, "acc")
+	q := app.ListCharges{AccountID: acc, Limit: app.DefaultLimit}
+	var bad []problem.FieldError
+	if s := r.URL.Query().Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > app.MaxLimit {
+			bad = append(bad, problem.FieldError{Field: "limit", Detail: fmt.Sprintf("must be an integer from 1 to %d", app.MaxLimit)})
+		}
+		q.Limit = n
+	}
+	if s := r.URL.Query().Get("cursor"); s != "" {
+		key, ok := DecodeChargeCursor(s)
+		if !ok {
+			bad = append(bad, problem.FieldError{Field: "cursor", Detail: "is not a cursor this API returned"})
+		}
+		q.After = key
+	}
+	if len(bad) > 0 {
+		problem.Write(w, problem.Invalid(bad...))
+		return
+	}
+	page, err := h.app.ListCharges.Handle(r.Context(), q)
+	if err != nil {
+		httpx.Error(w, r, h.log, problemFor(err, acc))
+		return
+	}
+	out := ChargeList{Data: make([]Charge, 0, len(page.Charges))}
+	for _, c := range page.Charges {
+		ch := Charge{ID: c.ID, Amount: c.Amount.Amount, Currency: c.Amount.Currency, Reason: string(c.Reason), CreatedAt: c.CreatedAt.UTC()}
+		if c.TechnicianID != "" {
+			ch.TechnicianID = &c.TechnicianID
+		}
+		out.Data = append(out.Data, ch)
+	}
+	if page.Next != (app.ChargeKey{}) {
+		next := EncodeChargeCursor(page.Next)
+		out.NextCursor = &next
+	}
+	httpx.JSON(w, http.StatusOK, out)
+}
+
+// chargeCursorPrefix versions the cursor's content, so it can change later
+// without old cursors being misread.
+const chargeCursorPrefix = "c1:"
+
+// EncodeChargeCursor is the opaque cursor of the page after key.
+func EncodeChargeCursor(key app.ChargeKey) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(chargeCursorPrefix + strconv.FormatInt(key.CreatedAt.UnixMicro(), 10) + ":" + key.ID))
+}
+
+// DecodeChargeCursor reads a cursor made by EncodeChargeCursor.
+func DecodeChargeCursor(c string) (app.ChargeKey, bool) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil {
+		return app.ChargeKey{}, false
+	}
+	rest, ok := strings.CutPrefix(string(b), chargeCursorPrefix)
+	if !ok {
+		return app.ChargeKey{}, false
+	}
+	micros, id, ok := strings.Cut(rest, ":")
+	if !ok || id == "" {
+		return app.ChargeKey{}, false
+	}
+	us, err := strconv.ParseInt(micros, 10, 64)
+	if err != nil || us <= 0 {
+		return app.ChargeKey{}, false
+	}
+	return app.ChargeKey{CreatedAt: time.UnixMicro(us).UTC(), ID: id}, true
+}
+
 // problemFor is the one place that maps seatbilling's errors to RFC 9457
 // problems; anything unmapped becomes a logged 500.
 func problemFor(err error, accountID string) error {
 	switch {
 	case errors.Is(err, domain.ErrNotFound):
 		return problem.NotFound("a subscription for account " + accountID)
+	case errors.Is(err, domain.ErrInvalidQuantity):
+		return seatsInvalid()
 	}
 	return err
 }
