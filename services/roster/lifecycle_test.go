@@ -28,8 +28,15 @@ func createAccount(t *testing.T, c client, profile, plan string, seats int) acco
 	if code != 201 {
 		t.Fatalf("create account: %d %v", code, body)
 	}
+	id := body["account"].(map[string]any)["id"].(string)
+	// Adding technicians needs the subscription that seatbilling opens
+	// from AccountCreated (until then: 503 account-not-ready).
+	svctest.Eventually(t, "the subscription", func() bool {
+		code, _ := c.do("GET", "/v1/accounts/"+id+"/subscription", operator, nil)
+		return code == 200
+	})
 	return account{
-		id:      body["account"].(map[string]any)["id"].(string),
+		id:      id,
 		token:   body["api_token"].(string),
 		adminID: body["admin"].(map[string]any)["id"].(string),
 	}

@@ -34,6 +34,8 @@ func (s Seats) ReserveSeat(ctx context.Context, accountID, reservationID string,
 		q := rep.GetQuote()
 		return app.SeatQuote, &app.Quote{Amount: q.GetAmount().GetAmount(), Currency: q.GetAmount().GetCurrency(),
 			DaysLeft: int(q.GetDaysLeft()), CycleDays: int(q.GetCycleDays()), CycleEnd: q.GetCycleEnd()}, nil
+	case seatbillingv1.ReserveSeatReply_OUTCOME_NO_SUBSCRIPTION:
+		return 0, nil, app.ErrSubscriptionNotReady
 	default:
 		return 0, nil, fmt.Errorf("seatbilling: %s", rep.GetError())
 	}

@@ -79,10 +79,29 @@ func (a *App) account(ctx context.Context, id string) (domain.Account, *profile.
 	return acc, prof, err
 }
 
+// ErrSubscriptionNotReady: seatbilling has not opened the account's
+// subscription yet (AccountCreated is milliseconds behind).
+var ErrSubscriptionNotReady = errors.New("subscription not ready")
+
 // reserveSeat asks for a seat and turns "no seat" into the 402.
 func (a *App) reserveSeat(ctx context.Context, accountID string, confirm bool) (string, error) {
 	reservation := NewID("res")
 	outcome, quote, err := a.Seats.ReserveSeat(ctx, accountID, reservation, confirm)
+	// A brand-new account: seatbilling opens the subscription from
+	// AccountCreated milliseconds later. Wait a little for it (at most ~3 s)
+	// rather than failing the client's first request.
+	for wait := 25 * time.Millisecond; errors.Is(err, ErrSubscriptionNotReady) && wait < 2*time.Second; wait *= 2 {
+		select {
+		case <-ctx.Done():
+			return "", ctx.Err()
+		case <-time.After(wait):
+		}
+		outcome, quote, err = a.Seats.ReserveSeat(ctx, accountID, reservation, confirm)
+	}
+	if errors.Is(err, ErrSubscriptionNotReady) {
+		return "", problem.New(http.StatusServiceUnavailable, "account-not-ready", "Account not ready",
+			"the account was created moments ago and its subscription is still being opened; retry in a second").With("retry_after", 1)
+	}
 	if err != nil {
 		return "", fmt.Errorf("reserve a seat: %w", err)
 	}

@@ -42,7 +42,9 @@ func ServeReserveSeat(nc *nats.Conn, a *app.Application, log *slog.Logger) (*nat
 				ConfirmPurchase: req.GetConfirmPurchase(),
 			})
 			switch {
-			case errors.Is(err, domain.ErrNotFound), errors.Is(err, domain.ErrInvalidReservation):
+			case errors.Is(err, domain.ErrNotFound):
+				return &seatbillingv1.ReserveSeatReply{Outcome: seatbillingv1.ReserveSeatReply_OUTCOME_NO_SUBSCRIPTION, Error: err.Error()}, nil
+			case errors.Is(err, domain.ErrInvalidReservation):
 				return &seatbillingv1.ReserveSeatReply{Outcome: seatbillingv1.ReserveSeatReply_OUTCOME_ERROR, Error: err.Error()}, nil
 			case err != nil:
 				return nil, err

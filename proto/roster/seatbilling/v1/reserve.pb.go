@@ -30,6 +30,9 @@ const (
 	ReserveSeatReply_OUTCOME_PURCHASE_RESERVED ReserveSeatReply_Outcome = 2
 	ReserveSeatReply_OUTCOME_QUOTE             ReserveSeatReply_Outcome = 3
 	ReserveSeatReply_OUTCOME_ERROR             ReserveSeatReply_Outcome = 4
+	// seatbilling has no subscription for the account yet: its
+	// AccountCreated is still on the way. The caller may retry shortly.
+	ReserveSeatReply_OUTCOME_NO_SUBSCRIPTION ReserveSeatReply_Outcome = 5
 )
 
 // Enum value maps for ReserveSeatReply_Outcome.
@@ -40,6 +43,7 @@ var (
 		2: "OUTCOME_PURCHASE_RESERVED",
 		3: "OUTCOME_QUOTE",
 		4: "OUTCOME_ERROR",
+		5: "OUTCOME_NO_SUBSCRIPTION",
 	}
 	ReserveSeatReply_Outcome_value = map[string]int32{
 		"OUTCOME_UNSPECIFIED":       0,
@@ -47,6 +51,7 @@ var (
 		"OUTCOME_PURCHASE_RESERVED": 2,
 		"OUTCOME_QUOTE":             3,
 		"OUTCOME_ERROR":             4,
+		"OUTCOME_NO_SUBSCRIPTION":   5,
 	}
 )
 
@@ -289,17 +294,18 @@ const file_roster_seatbilling_v1_reserve_proto_rawDesc = "" +
 	"account_id\x18\x01 \x01(\tR\taccountId\x12%\n" +
 	"\x0ereservation_id\x18\x02 \x01(\tR\rreservationId\x12)\n" +
 	"\x10confirm_purchase\x18\x03 \x01(\bR\x0fconfirmPurchase\x12%\n" +
-	"\x0ecorrelation_id\x18\x04 \x01(\tR\rcorrelationId\"\xa6\x02\n" +
+	"\x0ecorrelation_id\x18\x04 \x01(\tR\rcorrelationId\"\xc4\x02\n" +
 	"\x10ReserveSeatReply\x12I\n" +
 	"\aoutcome\x18\x01 \x01(\x0e2/.roster.seatbilling.v1.ReserveSeatReply.OutcomeR\aoutcome\x122\n" +
 	"\x05quote\x18\x02 \x01(\v2\x1c.roster.seatbilling.v1.QuoteR\x05quote\x12\x14\n" +
-	"\x05error\x18\x03 \x01(\tR\x05error\"}\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\"\x9a\x01\n" +
 	"\aOutcome\x12\x17\n" +
 	"\x13OUTCOME_UNSPECIFIED\x10\x00\x12\x14\n" +
 	"\x10OUTCOME_RESERVED\x10\x01\x12\x1d\n" +
 	"\x19OUTCOME_PURCHASE_RESERVED\x10\x02\x12\x11\n" +
 	"\rOUTCOME_QUOTE\x10\x03\x12\x11\n" +
-	"\rOUTCOME_ERROR\x10\x04\"\x91\x01\n" +
+	"\rOUTCOME_ERROR\x10\x04\x12\x1b\n" +
+	"\x17OUTCOME_NO_SUBSCRIPTION\x10\x05\"\x91\x01\n" +
 	"\x05Quote\x12/\n" +
 	"\x06amount\x18\x01 \x01(\v2\x17.roster.common.v1.MoneyR\x06amount\x12\x1b\n" +
 	"\tdays_left\x18\x02 \x01(\x05R\bdaysLeft\x12\x1d\n" +
