@@ -501,6 +501,3 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 	}
 	return nil
 }
-
-// Close is a no-op kept for symmetry; Run returns when its context ends.
-func (b *Bus) Close() error { return nil }
