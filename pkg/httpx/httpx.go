@@ -74,14 +74,6 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
-// Principal is who a request authenticated as.
-type Principal struct {
-	Operator  bool
-	AccountID string // for account tokens
-	TokenID   string
-	Scopes    []string
-}
-
 // Operator checks the operator token in constant time.
 type Operator struct{ hash []byte }
 
