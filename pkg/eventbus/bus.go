@@ -198,14 +198,24 @@ func (b *Bus) Run(ctx context.Context) error {
 		return err
 	}
 	router.AddMiddleware(middleware.Recoverer)
+	var consumerConns []*nats.Conn
 	for _, source := range b.sources() {
-		if err := b.addConsumer(router, source); err != nil {
+		conn, err := b.addConsumer(router, source)
+		if err != nil {
 			return err
 		}
+		consumerConns = append(consumerConns, conn)
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The router gets a context of its own, cancelled only after the
+	// consumers' connections are drained: watermill-nats closes a
+	// subscriber's output channel as soon as its context ends, while a NATS
+	// callback may still be sending on it (a data race, or a "send on closed
+	// channel" panic).
+	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopRouter()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(2)
@@ -218,7 +228,7 @@ func (b *Bus) Run(ctx context.Context) error {
 	}()
 	go func() {
 		defer wg.Done()
-		if err := router.Run(ctx); err != nil {
+		if err := router.Run(routerCtx); err != nil {
 			errs <- fmt.Errorf("eventbus: router: %w", err)
 			cancel()
 		}
@@ -237,11 +247,31 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 	}()
 	<-ctx.Done()
+	// Stop taking events: draining unsubscribes and waits for the callbacks
+	// in flight, whose events the still-running router applies and acks.
+	b.drain(consumerConns)
+	stopRouter()
 	_ = router.Close()
 	_ = relay.Close()
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
+}
+
+// drain drains the consumers' connections and waits (at most AckWait) until
+// they are closed.
+func (b *Bus) drain(conns []*nats.Conn) {
+	for _, nc := range conns {
+		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			b.log.Warn("drain consumer connection", "err", err)
+		}
+	}
+	deadline := time.Now().Add(b.cfg.AckWait)
+	for _, nc := range conns {
+		for !nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
 }
 
 func collect(ch <-chan error) []error {
@@ -275,11 +305,11 @@ func (b *Bus) sources() []string {
 // stream of source; replicas of a service share it.
 func ConsumerName(service, source string) string { return service + "_from_" + source }
 
-func (b *Bus) addConsumer(router *message.Router, source string) error {
+func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, error) {
 	name := ConsumerName(b.cfg.Service, source)
 	conn, err := b.cfg.Connect(name)
 	if err != nil {
-		return fmt.Errorf("eventbus: connect %s: %w", name, err)
+		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
 	sub, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      deliveryUnmarshaler{},
@@ -309,12 +339,12 @@ func (b *Bus) addConsumer(router *message.Router, source string) error {
 	}, b.wlog)
 	if err != nil {
 		conn.Close()
-		return fmt.Errorf("eventbus: subscriber %s: %w", name, err)
+		return nil, fmt.Errorf("eventbus: subscriber %s: %w", name, err)
 	}
 	h := router.AddConsumerHandler(name, EventSubjects(source), sub, b.apply(name, source))
 	h.AddMiddleware(b.deadLetter(name))
 	trackLag(EventStream(source), name, conn)
-	return nil
+	return conn, nil
 }
 
 // permanentError marks a failure that no retry can fix (an undecodable

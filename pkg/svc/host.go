@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -86,7 +87,11 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 		return nil, errors.New("an operator token is required (ROSTER_OPERATOR_TOKEN)")
 	}
 	if cfg.Mail == "" {
-		cfg.Mail = "file://" + filepath.Join(cfg.DataDir, "mail")
+		dir, err := filepath.Abs(filepath.Join(cfg.DataDir, "mail"))
+		if err != nil {
+			return nil, err
+		}
+		cfg.Mail = (&url.URL{Scheme: "file", Path: dir}).String()
 	}
 	// Each bus and each Runner may report one error, and the HTTP server.
 	h := &Host{cfg: cfg, log: cfg.Log, services: services, errs: make(chan error, 2*len(services)+1), ready: make(chan struct{})}
@@ -284,6 +289,3 @@ func (h *Host) closeResources() {
 		h.ns.Shutdown()
 	}
 }
-
-// Connector is exported for tools that talk to the same NATS (CLI).
-type Connector = func(name string) (*nats.Conn, error)

@@ -7,7 +7,10 @@ require (
 	roster.dev/proto v0.0.0
 )
 
-require github.com/go-chi/chi/v5 v5.5.0 // indirect
+require (
+	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	golang.org/x/crypto v0.58.0 // indirect
+)
 
 replace (
 	roster.dev/pkg => ../../pkg

@@ -5,11 +5,13 @@ package identity
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/mail"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/identity/adapters"
 	"roster.dev/services/identity/app"
@@ -19,15 +21,27 @@ import (
 
 // Service is the identity service.
 type Service struct {
-	http *ports.HTTP
+	http  *ports.HTTP
+	auth  *ports.AuthHTTP
+	creds *app.Credentials
 }
+
+// mailPoll is how often the mailer looks for queued mail.
+const mailPoll = 200 * time.Millisecond
 
 // New returns the identity service.
 func New() *Service { return &Service{} }
 
-func (s *Service) Name() string        { return "identity" }
-func (s *Service) Migrations() fs.FS   { return migrations.FS }
-func (s *Service) Routes(r chi.Router) { s.http.Routes(r) }
+func (s *Service) Name() string      { return "identity" }
+func (s *Service) Migrations() fs.FS { return migrations.FS }
+func (s *Service) Routes(r chi.Router) {
+	s.http.Routes(r)
+	s.auth.Routes(r)
+}
+
+// Run is the mailer (svc.Runner): it sends the queued invitation mails
+// until the host stops, which ends ctx before it closes the database.
+func (s *Service) Run(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	if d.DB == nil || d.Bus == nil || d.Auth == nil || d.Connect == nil {
@@ -43,10 +57,22 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	}
 	st := adapters.Store{DB: d.DB}
 	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, EndUsers: st, Seats: adapters.Seats{NC: rpcConn}, Bus: d.Bus, Now: now}
+	var transport app.MailTransport
+	if d.Mail != "" {
+		if transport, err = mail.Open(d.Mail); err != nil {
+			return fmt.Errorf("--mail: %w", err)
+		}
+	}
+	// Invitations, passwords and sessions (I-4, I-6, I-7, L-1).
+	s.creds = &app.Credentials{App: a, Creds: st, Mail: transport, PublicURL: d.PublicURL, Log: d.Log}
+	a.OnTechnicianCreated = s.creds.IssueInvitation
+	a.OnTechnicianDisabled = s.creds.RevokeAccess
+	a.AuthenticateSession = s.creds.AuthenticateSession
 	ports.RegisterConsumers(d.Bus, a)
 	if _, err := ports.ServeAuthenticate(rpcConn, a, d.Log); err != nil {
 		return err
 	}
 	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
+	s.auth = &ports.AuthHTTP{Creds: s.creds, Auth: d.Auth, Log: d.Log}
 	return nil
 }

@@ -41,6 +41,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(serveCommand(stdout, stderr), deadLettersCommand(stdout))
+	root.AddCommand(adminCommands(stdout)...)
 	return root
 }
 
@@ -108,7 +109,7 @@ func Serve(ctx context.Context, cfg Config, services []svc.Service, stdout, stde
 	}
 	host, err := svc.Start(ctx, svc.Config{
 		DataDir: cfg.Data, HTTP: cfg.HTTP, NATSListen: natsListen, NATSURL: cfg.NATSURL,
-		DB: cfg.DB, OperatorToken: token, Log: log,
+		DB: cfg.DB, OperatorToken: token, Log: log, Mail: cfg.Mail, PublicURL: cfg.PublicURL,
 	}, services...)
 	if err != nil {
 		return err

@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"roster.dev/pkg/mail"
 )
 
 // Config is the configuration of `roster serve` (api.md), from flags and
@@ -25,6 +28,8 @@ type Config struct {
 	NATSListen string
 	NATSURL    string
 	DB         string
+	Mail       string
+	PublicURL  string
 	LogFormat  string
 	LogLevel   string
 }
@@ -35,6 +40,8 @@ func (c *Config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.NATSListen, "nats-listen", "127.0.0.1:4222", "embedded NATS client address, or off")
 	fs.StringVar(&c.NATSURL, "nats-url", "", "use an external NATS (cluster) instead of the embedded server")
 	fs.StringVar(&c.DB, "db", "", "database: empty for SQLite files in the data dir, or a postgres:// URL (a schema per service)")
+	fs.StringVar(&c.Mail, "mail", "", "mail transport: file://DIR (one .eml file per message) or smtp://host:port (default file://<data>/mail)")
+	fs.StringVar(&c.PublicURL, "public-url", "", "base URL of the links in mails (default: the HTTP server's address)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
 }
@@ -68,6 +75,17 @@ func (c *Config) validate() error {
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return errors.New("--db must be empty (SQLite) or a postgres:// URL")
+	}
+	if c.Mail != "" {
+		if _, err := mail.Open(c.Mail); err != nil {
+			return fmt.Errorf("--mail: %w", err)
+		}
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+			return fmt.Errorf("--public-url must be an absolute http(s) URL such as https://roster.example.com, got %q", c.PublicURL)
+		}
 	}
 	return nil
 }
