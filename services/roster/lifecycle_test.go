@@ -186,6 +186,9 @@ func TestCrossAccountIsolation(t *testing.T) {
 		{"POST", "/technicians/" + a.adminID + "/enable"}, {"GET", "/sites"}, {"POST", "/sites"}, {"POST", "/tokens"},
 		{"GET", "/subscription"}, {"GET", "/charges"}, {"POST", "/subscription/quote"}, {"GET", "/roles"},
 		{"GET", "/audit"}, {"GET", "/audit/verify"}, {"PUT", "/technicians/" + a.adminID + "/role"},
+		{"GET", "/technicians/" + a.adminID + "/role"}, {"POST", "/technicians/" + a.adminID + "/invitation"},
+		{"POST", "/technicians/" + a.adminID + "/password"}, {"GET", "/end-users"}, {"POST", "/end-users"},
+		{"POST", "/sites/site_x/folders"}, {"GET", "/roles/role_x"},
 	}
 	for _, r := range routes {
 		t.Run(r.method+" "+r.path, func(t *testing.T) {
