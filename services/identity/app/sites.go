@@ -96,6 +96,9 @@ func (a *App) CreateFolder(ctx context.Context, accountID, siteID, name, idemKey
 			} else if err != nil {
 				return 0, nil, err
 			}
+			if err := a.Bus.Emit(ctx, tx, accountID, &identityv1.FolderCreated{FolderId: f.ID, SiteId: f.SiteID, Name: f.Name}); err != nil {
+				return 0, nil, err
+			}
 			return http.StatusCreated, f, nil
 		})
 }

@@ -956,6 +956,76 @@ func (x *EndUserReactivated) GetEndUserId() string {
 	return ""
 }
 
+// FolderCreated: a device folder inside a site; roles can exclude folders
+// (R-5).
+type FolderCreated struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	FolderId      string                 `protobuf:"bytes,2,opt,name=folder_id,json=folderId,proto3" json:"folder_id,omitempty"`
+	SiteId        string                 `protobuf:"bytes,3,opt,name=site_id,json=siteId,proto3" json:"site_id,omitempty"`
+	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *FolderCreated) Reset() {
+	*x = FolderCreated{}
+	mi := &file_roster_identity_v1_events_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *FolderCreated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*FolderCreated) ProtoMessage() {}
+
+func (x *FolderCreated) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_events_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use FolderCreated.ProtoReflect.Descriptor instead.
+func (*FolderCreated) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_events_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *FolderCreated) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *FolderCreated) GetFolderId() string {
+	if x != nil {
+		return x.FolderId
+	}
+	return ""
+}
+
+func (x *FolderCreated) GetSiteId() string {
+	if x != nil {
+		return x.SiteId
+	}
+	return ""
+}
+
+func (x *FolderCreated) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
 var File_roster_identity_v1_events_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_events_proto_rawDesc = "" +
@@ -1034,7 +1104,12 @@ const file_roster_identity_v1_events_proto_rawDesc = "" +
 	"\x04name\x18\x03 \x01(\tR\x04name\"e\n" +
 	"\x12EndUserReactivated\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x1e\n" +
-	"\vend_user_id\x18\x02 \x01(\tR\tendUserIdB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
+	"\vend_user_id\x18\x02 \x01(\tR\tendUserId\"\x8a\x01\n" +
+	"\rFolderCreated\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x1b\n" +
+	"\tfolder_id\x18\x02 \x01(\tR\bfolderId\x12\x17\n" +
+	"\asite_id\x18\x03 \x01(\tR\x06siteId\x12\x12\n" +
+	"\x04name\x18\x04 \x01(\tR\x04nameB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_roster_identity_v1_events_proto_rawDescOnce sync.Once
@@ -1048,7 +1123,7 @@ func file_roster_identity_v1_events_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_events_proto_rawDescData
 }
 
-var file_roster_identity_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
+var file_roster_identity_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 14)
 var file_roster_identity_v1_events_proto_goTypes = []any{
 	(*AccountCreated)(nil),        // 0: roster.identity.v1.AccountCreated
 	(*TechnicianCreated)(nil),     // 1: roster.identity.v1.TechnicianCreated
@@ -1063,32 +1138,34 @@ var file_roster_identity_v1_events_proto_goTypes = []any{
 	(*PasswordSet)(nil),           // 10: roster.identity.v1.PasswordSet
 	(*SiteCreated)(nil),           // 11: roster.identity.v1.SiteCreated
 	(*EndUserReactivated)(nil),    // 12: roster.identity.v1.EndUserReactivated
-	(*v1.EventMeta)(nil),          // 13: roster.common.v1.EventMeta
-	(*v1.Money)(nil),              // 14: roster.common.v1.Money
-	(*timestamppb.Timestamp)(nil), // 15: google.protobuf.Timestamp
+	(*FolderCreated)(nil),         // 13: roster.identity.v1.FolderCreated
+	(*v1.EventMeta)(nil),          // 14: roster.common.v1.EventMeta
+	(*v1.Money)(nil),              // 15: roster.common.v1.Money
+	(*timestamppb.Timestamp)(nil), // 16: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_events_proto_depIdxs = []int32{
-	13, // 0: roster.identity.v1.AccountCreated.meta:type_name -> roster.common.v1.EventMeta
-	14, // 1: roster.identity.v1.AccountCreated.price_per_seat:type_name -> roster.common.v1.Money
-	13, // 2: roster.identity.v1.TechnicianCreated.meta:type_name -> roster.common.v1.EventMeta
-	13, // 3: roster.identity.v1.InvitationSent.meta:type_name -> roster.common.v1.EventMeta
-	15, // 4: roster.identity.v1.InvitationSent.expires_at:type_name -> google.protobuf.Timestamp
-	13, // 5: roster.identity.v1.FirstLogin.meta:type_name -> roster.common.v1.EventMeta
-	15, // 6: roster.identity.v1.FirstLogin.logged_in_at:type_name -> google.protobuf.Timestamp
-	13, // 7: roster.identity.v1.TechnicianDisabled.meta:type_name -> roster.common.v1.EventMeta
-	13, // 8: roster.identity.v1.TechnicianEnabled.meta:type_name -> roster.common.v1.EventMeta
-	13, // 9: roster.identity.v1.EndUserCreated.meta:type_name -> roster.common.v1.EventMeta
-	13, // 10: roster.identity.v1.EndUserDeactivated.meta:type_name -> roster.common.v1.EventMeta
-	13, // 11: roster.identity.v1.TechnicianUpdated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 0: roster.identity.v1.AccountCreated.meta:type_name -> roster.common.v1.EventMeta
+	15, // 1: roster.identity.v1.AccountCreated.price_per_seat:type_name -> roster.common.v1.Money
+	14, // 2: roster.identity.v1.TechnicianCreated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 3: roster.identity.v1.InvitationSent.meta:type_name -> roster.common.v1.EventMeta
+	16, // 4: roster.identity.v1.InvitationSent.expires_at:type_name -> google.protobuf.Timestamp
+	14, // 5: roster.identity.v1.FirstLogin.meta:type_name -> roster.common.v1.EventMeta
+	16, // 6: roster.identity.v1.FirstLogin.logged_in_at:type_name -> google.protobuf.Timestamp
+	14, // 7: roster.identity.v1.TechnicianDisabled.meta:type_name -> roster.common.v1.EventMeta
+	14, // 8: roster.identity.v1.TechnicianEnabled.meta:type_name -> roster.common.v1.EventMeta
+	14, // 9: roster.identity.v1.EndUserCreated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 10: roster.identity.v1.EndUserDeactivated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 11: roster.identity.v1.TechnicianUpdated.meta:type_name -> roster.common.v1.EventMeta
 	9,  // 12: roster.identity.v1.TechnicianUpdated.changes:type_name -> roster.identity.v1.FieldChange
-	13, // 13: roster.identity.v1.PasswordSet.meta:type_name -> roster.common.v1.EventMeta
-	13, // 14: roster.identity.v1.SiteCreated.meta:type_name -> roster.common.v1.EventMeta
-	13, // 15: roster.identity.v1.EndUserReactivated.meta:type_name -> roster.common.v1.EventMeta
-	16, // [16:16] is the sub-list for method output_type
-	16, // [16:16] is the sub-list for method input_type
-	16, // [16:16] is the sub-list for extension type_name
-	16, // [16:16] is the sub-list for extension extendee
-	0,  // [0:16] is the sub-list for field type_name
+	14, // 13: roster.identity.v1.PasswordSet.meta:type_name -> roster.common.v1.EventMeta
+	14, // 14: roster.identity.v1.SiteCreated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 15: roster.identity.v1.EndUserReactivated.meta:type_name -> roster.common.v1.EventMeta
+	14, // 16: roster.identity.v1.FolderCreated.meta:type_name -> roster.common.v1.EventMeta
+	17, // [17:17] is the sub-list for method output_type
+	17, // [17:17] is the sub-list for method input_type
+	17, // [17:17] is the sub-list for extension type_name
+	17, // [17:17] is the sub-list for extension extendee
+	0,  // [0:17] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_events_proto_init() }
@@ -1102,7 +1179,7 @@ func file_roster_identity_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_events_proto_rawDesc), len(file_roster_identity_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   13,
+			NumMessages:   14,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
