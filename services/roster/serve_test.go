@@ -171,7 +171,8 @@ func TestAccountCreatedReachesEveryService(t *testing.T) {
 		m, _ := io.ReadAll(res.Body)
 		res.Body.Close()
 		for _, want := range []string{`roster_events_published_total{service="identity",type="roster.identity.v1.AccountCreated"}`,
-			`roster_events_consumed_total{consumer="audit_from_identity"`, `roster_http_request_duration_seconds_bucket`} {
+			`roster_events_consumed_total{consumer="audit_from_identity"`, `roster_http_request_duration_seconds_bucket`,
+			`roster_consumer_pending_events{consumer="audit_from_identity",stream="ROSTER_IDENTITY"}`} {
 			if !strings.Contains(string(m), want) {
 				t.Errorf("/metrics lacks %s", want)
 			}
