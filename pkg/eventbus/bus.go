@@ -97,7 +97,7 @@ func New(cfg Config) (*Bus, error) {
 		cfg.RetryBackoff = 200 * time.Millisecond
 	}
 	log := cfg.Logger.With("service", cfg.Service)
-	wlog := watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})
+	wlog := quietClosed{watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})}
 	return &Bus{
 		cfg:      cfg,
 		log:      log,
@@ -503,6 +503,23 @@ func (deliveryUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
 	}
 	msg.Metadata.Set(mdSubject, m.Subject)
 	return msg, nil
+}
+
+// quietClosed logs at debug level what watermill reports as an error when
+// it unsubscribes from or drains a connection that the bus already drained
+// and closed at shutdown (see Run): expected, not a failure.
+type quietClosed struct{ watermill.LoggerAdapter }
+
+func (q quietClosed) Error(msg string, err error, fields watermill.LogFields) {
+	if errors.Is(err, nats.ErrConnectionClosed) {
+		q.LoggerAdapter.Debug(msg+": "+err.Error(), fields)
+		return
+	}
+	q.LoggerAdapter.Error(msg, err, fields)
+}
+
+func (q quietClosed) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietClosed{q.LoggerAdapter.With(fields)}
 }
 
 // backoff is the redelivery delay after the n-th failed delivery.
