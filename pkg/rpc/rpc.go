@@ -24,8 +24,14 @@ import (
 const (
 	// ReserveSeat: seatbilling.v1.ReserveSeatRequest → ReserveSeatReply.
 	ReserveSeat = "roster.rpc.seatbilling.reserve_seat"
+	// ScheduleLicenceRemoval: seatbilling.v1.ScheduleLicenceRemovalRequest
+	// → ScheduleLicenceRemovalReply (S-5).
+	ScheduleLicenceRemoval = "roster.rpc.seatbilling.schedule_licence_removal"
 	// Authenticate: identity.v1.AuthenticateRequest → AuthenticateReply.
 	Authenticate = "roster.rpc.identity.authenticate"
+	// CheckAccess: rolepolicy.v1.CheckAccessRequest → CheckAccessReply
+	// answered from rolepolicy's in-memory index.
+	CheckAccess = "roster.rpc.rolepolicy.check_access"
 )
 
 // headerError carries a handler's failure back to the caller.

@@ -56,7 +56,9 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		return err
 	}
 	st := adapters.Store{DB: d.DB}
-	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, EndUsers: st, Seats: adapters.Seats{NC: rpcConn}, Bus: d.Bus, Now: now}
+	seats := adapters.Seats{NC: rpcConn}
+	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, EndUsers: st, Seats: seats, Bus: d.Bus, Now: now,
+		Licences: seats, LicenceStore: st, Log: d.Log}
 	var transport app.MailTransport
 	if d.Mail != "" {
 		if transport, err = mail.Open(d.Mail); err != nil {

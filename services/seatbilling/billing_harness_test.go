@@ -72,6 +72,8 @@ type billingWorld struct {
 	db         *store.DB
 	bus        *eventbus.Bus
 	url        string
+	// service is the service under test, for what no port reaches (RunDue).
+	service *seatbilling.Service
 }
 
 // newBillingWorld starts seatbilling at clock time start; tokens are the
@@ -85,6 +87,7 @@ func newBillingWorld(t *testing.T, dbURL string, start time.Time, tokens map[str
 	serveAuthenticate(t, w, tokens)
 
 	s := seatbilling.New()
+	w.service = s
 	w.db = svctest.OpenDB(t, dbURL, w.nats.Dir, s.Name())
 	if err := w.db.Migrate(ctx, s.Migrations()); err != nil {
 		t.Fatal(err)

@@ -31,15 +31,28 @@ type Service struct {
 	// seat; zero means domain.DefaultReservationTTL (2 minutes). Set it
 	// before Setup.
 	ReservationTTL time.Duration
+	// CyclePoll is how often the cycle-end scheduler (Run) looks for
+	// cycles that ended; zero means DefaultCyclePoll. Set it before Run.
+	CyclePoll time.Duration
 
+	app  *app.Application
+	log  *slog.Logger
 	http *ports.HTTP
-	// rpc answers identity's ReserveSeat. The host has no Close hook for
-	// services: the subscription lives as long as its connection, which the
-	// host closes on shutdown (svc.Host closes what Deps.Connect opened).
-	rpc *nats.Subscription
+	// rpc answers identity's ReserveSeat, licenceRPC its
+	// ScheduleLicenceRemoval. The host has no Close hook for services: the
+	// subscriptions live as long as their connection, which the host
+	// closes on shutdown (svc.Host closes what Deps.Connect opened).
+	rpc, licenceRPC *nats.Subscription
 }
 
-var _ svc.Service = (*Service)(nil)
+// DefaultCyclePoll is how often the cycle-end scheduler runs: a cycle ends
+// at midnight UTC, so a few seconds late is on time.
+const DefaultCyclePoll = 5 * time.Second
+
+var (
+	_ svc.Service = (*Service)(nil)
+	_ svc.Runner  = (*Service)(nil)
+)
 
 // New returns the service; Setup wires it.
 func New() *Service { return &Service{} }
@@ -67,6 +80,7 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 		now = time.Now
 	}
 	a := app.New(adapters.NewStore(d.DB), d.Bus, log, now, app.Config{ReservationTTL: s.ReservationTTL})
+	s.app, s.log = a, log
 	ports.RegisterConsumers(d.Bus, a)
 
 	nc, err := d.Connect("seatbilling-rpc")
@@ -76,6 +90,10 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if s.rpc, err = ports.ServeReserveSeat(nc, a, log); err != nil {
 		nc.Close()
 		return fmt.Errorf("seatbilling: serve %s: %w", rpc.ReserveSeat, err)
+	}
+	if s.licenceRPC, err = ports.ServeScheduleLicenceRemoval(nc, a, log); err != nil {
+		nc.Close()
+		return fmt.Errorf("seatbilling: serve %s: %w", rpc.ScheduleLicenceRemoval, err)
 	}
 
 	// Account tokens with scopes where the host authenticates them
@@ -94,4 +112,40 @@ func (s *Service) Routes(r chi.Router) {
 		panic("seatbilling: Routes called before Setup")
 	}
 	s.http.Routes(r)
+}
+
+// Run is the cycle-end scheduler (svc.Runner; S-5, S-10): at start and
+// then every CyclePoll it closes the cycles that ended (RunDue), until the
+// host stops, which ends ctx before it closes the database. A failed run is
+// logged and tried again at the next poll: a cycle is closed late rather
+// than the service stopped.
+func (s *Service) Run(ctx context.Context) error {
+	poll := s.CyclePoll
+	if poll <= 0 {
+		poll = DefaultCyclePoll
+	}
+	t := time.NewTicker(poll)
+	defer t.Stop()
+	for {
+		if _, err := s.RunDue(ctx); err != nil && ctx.Err() == nil {
+			s.log.ErrorContext(ctx, "closing ended cycles failed; retried at the next poll", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// RunDue closes, now, every subscription's cycle that ended before the
+// clock's date (app.CloseCyclesHandler) and returns how many it closed:
+// pending licence removals apply (S-5), the renewal is charged and the
+// stored cycle moves on (S-10). Running it again for the same cycle does
+// nothing. Run calls it on a timer; tests call it directly.
+func (s *Service) RunDue(ctx context.Context) (int, error) {
+	if s.app == nil {
+		return 0, errors.New("seatbilling: RunDue called before Setup")
+	}
+	return s.app.CloseCycles.Handle(ctx)
 }

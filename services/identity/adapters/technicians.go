@@ -14,18 +14,21 @@ import (
 )
 
 const techColumns = `id, account_id, email, first_name, last_name, phone, status, requested_role, created_at,
-	disabled_at, last_login_at, role_id, role_name, is_admin`
+	disabled_at, last_login_at, role_id, role_name, is_admin, licence_removal_date`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanTechnician(row scanner) (domain.Technician, error) {
 	var t domain.Technician
 	var requested, created, roleID, roleName string
-	var disabled, lastLogin sql.NullString
+	var disabled, lastLogin, licenceRemoval sql.NullString
 	var admin int
 	if err := row.Scan(&t.ID, &t.AccountID, &t.Email, &t.FirstName, &t.LastName, &t.Phone, &t.Status, &requested, &created,
-		&disabled, &lastLogin, &roleID, &roleName, &admin); err != nil {
+		&disabled, &lastLogin, &roleID, &roleName, &admin, &licenceRemoval); err != nil {
 		return t, err
+	}
+	if licenceRemoval.Valid {
+		t.LicenceRemovalDate = &licenceRemoval.String
 	}
 	var err error
 	if t.CreatedAt, err = store.ParseTime(created); err != nil {

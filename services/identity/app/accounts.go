@@ -10,9 +10,12 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/httpx"
@@ -61,6 +64,13 @@ type App struct {
 	Seats       SeatReserver
 	Bus         Emitter
 	Now         func() time.Time
+	// Licences asks seatbilling for licence removals, and LicenceStore
+	// keeps identity's side of them (S-5, app/licence.go).
+	Licences     LicenceScheduler
+	LicenceStore LicenceStore
+	// Log reports what no caller sees (an I-9 refusal at cycle end); nil
+	// logs to slog.Default().
+	Log *slog.Logger
 
 	// OnTechnicianCreated runs in the creating transaction (the invitation
 	// is issued there, I-4).
@@ -130,6 +140,9 @@ func (a *App) CreateAccount(ctx context.Context, req domain.NewAccount, idemKey 
 				return 0, nil, err
 			}
 			ev := &identityv1.AccountCreated{
+				// The account's clock, not the bus's: seatbilling opens the
+				// cycle holding this instant and closes it by the same clock.
+				Meta: &commonv1.EventMeta{OccurredAt: timestamppb.New(now)},
 				Name: acc.Name, Profile: acc.Profile, Plan: acc.Plan, BillingPeriod: acc.BillingPeriod,
 				Seats: int32(acc.Seats), BillingAnchor: acc.BillingAnchor,
 				AdminTechnicianId: admin.ID, AdminEmail: admin.Email,

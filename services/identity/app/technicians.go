@@ -9,10 +9,13 @@ import (
 	"strings"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
 	"roster.dev/pkg/profile"
 	"roster.dev/pkg/store"
+	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	"roster.dev/services/identity/domain"
 )
@@ -284,22 +287,34 @@ func (a *App) DisableTechnician(ctx context.Context, accountID, id, successorID,
 					return 0, nil, domain.ErrLastAdmin()
 				}
 			}
-			now := a.Now().UTC().Truncate(time.Microsecond)
-			t.Status, t.DisabledAt = domain.StatusDisabled, &now
-			if err := a.Technicians.UpdateTechnician(ctx, tx, t, now); err != nil {
-				return 0, nil, err
-			}
-			if a.OnTechnicianDisabled != nil { // I-7: sessions and tokens end now
-				if err := a.OnTechnicianDisabled(ctx, tx, t); err != nil {
-					return 0, nil, err
-				}
-			}
-			ev := &identityv1.TechnicianDisabled{TechnicianId: t.ID, Reason: "disabled", SuccessorId: successorID}
-			if err := a.Bus.Emit(ctx, tx, accountID, ev); err != nil {
+			if err := a.disable(ctx, tx, &t, "disabled", successorID); err != nil {
 				return 0, nil, err
 			}
 			return http.StatusOK, t, nil
 		})
+}
+
+// disable disables t within tx, once the caller checked I-9 under the
+// account's lock: its sessions and tokens end (I-7) and TechnicianDisabled
+// carries reason, so that seatbilling frees the seat (S-4) and rolepolicy
+// denies every check.
+func (a *App) disable(ctx context.Context, tx *sql.Tx, t *domain.Technician, reason, successorID string) error {
+	now := a.Now().UTC().Truncate(time.Microsecond)
+	t.Status, t.DisabledAt = domain.StatusDisabled, &now
+	if err := a.Technicians.UpdateTechnician(ctx, tx, *t, now); err != nil {
+		return err
+	}
+	if a.OnTechnicianDisabled != nil { // I-7: sessions and tokens end now
+		if err := a.OnTechnicianDisabled(ctx, tx, *t); err != nil {
+			return err
+		}
+	}
+	return a.Bus.Emit(ctx, tx, t.AccountID, &identityv1.TechnicianDisabled{
+		// The time by identity's clock, as FirstLogin's: rolepolicy orders
+		// status events by it.
+		Meta:         &commonv1.EventMeta{OccurredAt: timestamppb.New(now)},
+		TechnicianId: t.ID, Reason: reason, SuccessorId: successorID,
+	})
 }
 
 // EnableTechnician re-enables a disabled technician: a seat is needed, under

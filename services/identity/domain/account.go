@@ -46,6 +46,10 @@ type Technician struct {
 	SiteIDs       []string   `json:"site_ids"`
 	LastLoginAt   *time.Time `json:"last_login_at"`
 	DisabledAt    *time.Time `json:"disabled_at,omitempty"`
+	// LicenceRemovalDate is the last day (YYYY-MM-DD) of the cycle at whose
+	// end the technician's seat is removed and they are disabled (S-5);
+	// null when no removal is pending.
+	LicenceRemovalDate *string `json:"licence_removal_date"`
 	// IsAdmin: holds the built-in Admin role (I-9); internal.
 	IsAdmin   bool      `json:"-"`
 	CreatedAt time.Time `json:"created_at"`

@@ -11,15 +11,21 @@ import (
 	"roster.dev/pkg/rpc"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+	seatbillingv1 "roster.dev/proto/roster/seatbilling/v1"
 	"roster.dev/services/identity/app"
 )
 
 // RegisterConsumers subscribes identity to the events it keeps projections
-// of: rolepolicy's role assignments (the technician's role, and I-9's admins).
+// of: rolepolicy's role assignments (the technician's role, and I-9's
+// admins); and to seatbilling's LicenceExpired, which disables the
+// technician whose seat was removed at cycle end (S-5).
 func RegisterConsumers(bus *eventbus.Bus, a *app.App) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *rolepolicyv1.RoleAssigned) error {
 		return a.ApplyRoleAssigned(ctx, tx, ev.GetMeta().GetAccountId(), ev.GetTechnicianId(), ev.GetRoleId(), ev.GetRoleName(),
 			ev.GetRequestedRole(), ev.GetAdminRole())
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *seatbillingv1.LicenceExpired) error {
+		return a.ExpireLicence(ctx, tx, ev.GetMeta().GetAccountId(), ev.GetTechnicianId())
 	})
 }
 

@@ -45,6 +45,7 @@ func (h *HTTP) Routes(r chi.Router) {
 	r.With(write).Patch("/v1/accounts/{acc}/technicians/{id}", h.patchTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/disable", h.disableTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/enable", h.enableTechnician)
+	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/licence-removal", h.scheduleLicenceRemoval)
 
 	r.With(read).Get("/v1/accounts/{acc}/end-users", h.listEndUsers)
 	r.With(write).Post("/v1/accounts/{acc}/end-users", h.createEndUser)

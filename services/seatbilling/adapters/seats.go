@@ -52,18 +52,20 @@ func (s *Store) LockSubscription(ctx context.Context, tx *sql.Tx, accountID stri
 	return sub, nil
 }
 
-// Occupancy counts, within tx, the account's occupied seats and the
+// Occupancy counts, within tx, the account's occupied seats, the
 // reservations that hold a seat at now (domain.Reservation.HoldsSeat: held,
-// not a purchase, not expired). Expiry is computed here rather than by a
-// background job: an expired reservation simply stops counting.
+// not a purchase, not expired) and the released seats pending removal at
+// cycle end (domain.Occupancy.Leaving, S-5). Expiry is computed here rather
+// than by a background job: an expired reservation simply stops counting.
 func (s *Store) Occupancy(ctx context.Context, tx *sql.Tx, sub domain.Subscription, now time.Time) (domain.Occupancy, error) {
 	o := domain.Occupancy{Total: sub.Seats}
 	err := tx.QueryRowContext(ctx, `
 		SELECT
 			(SELECT count(*) FROM seats WHERE account_id = $1 AND status = $2),
 			(SELECT count(*) FROM reservations
-				WHERE account_id = $1 AND status = $3 AND purchase = 0 AND expires_at > $4)`,
-		sub.AccountID, string(domain.SeatOccupied), string(domain.ReservationHeld), store.Time(now)).Scan(&o.Occupied, &o.Held)
+				WHERE account_id = $1 AND status = $3 AND purchase = 0 AND expires_at > $4),
+			(SELECT count(*) FROM seats WHERE account_id = $1 AND status <> $2 AND removal_date IS NOT NULL)`,
+		sub.AccountID, string(domain.SeatOccupied), string(domain.ReservationHeld), store.Time(now)).Scan(&o.Occupied, &o.Held, &o.Leaving)
 	if err != nil {
 		return domain.Occupancy{}, fmt.Errorf("count seats of %s: %w", sub.AccountID, err)
 	}

@@ -63,33 +63,35 @@ func inserted(res sql.Result, what string) (bool, error) {
 	return n == 1, nil
 }
 
-// Subscription returns the account's subscription and how many of its
-// seats are occupied, read in one statement so the two agree. It returns
-// domain.ErrNotFound when the account has none.
-func (s *Store) Subscription(ctx context.Context, accountID string) (domain.Subscription, int, error) {
+// Subscription returns the account's subscription and how its seats are
+// taken, read in one statement so they agree. It returns domain.ErrNotFound
+// when the account has none.
+func (s *Store) Subscription(ctx context.Context, accountID string) (domain.Subscription, domain.SeatCount, error) {
 	var (
 		sub                        domain.Subscription
 		period, anchor, start, end string
-		used                       int
+		c                          domain.SeatCount
 	)
 	err := s.db.QueryRowContext(ctx, `
 		SELECT s.account_id, s.profile, s.plan, s.billing_period, s.billing_anchor,
 			s.unit_price, s.currency, s.seats_total, s.cycle_start, s.cycle_end,
-			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.status = $2)
+			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.status = $2),
+			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.status <> $2 AND t.removal_date IS NOT NULL),
+			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.removal_date IS NOT NULL)
 		FROM subscriptions s
 		WHERE s.account_id = $1`, accountID, string(domain.SeatOccupied)).Scan(
 		&sub.AccountID, &sub.Profile, &sub.Plan, &period, &anchor,
-		&sub.UnitPrice.Amount, &sub.UnitPrice.Currency, &sub.Seats, &start, &end, &used)
+		&sub.UnitPrice.Amount, &sub.UnitPrice.Currency, &sub.Seats, &start, &end, &c.Occupied, &c.Leaving, &c.Pending)
 	if errors.Is(err, sql.ErrNoRows) {
-		return domain.Subscription{}, 0, fmt.Errorf("account %s: %w", accountID, domain.ErrNotFound)
+		return domain.Subscription{}, domain.SeatCount{}, fmt.Errorf("account %s: %w", accountID, domain.ErrNotFound)
 	}
 	if err != nil {
-		return domain.Subscription{}, 0, fmt.Errorf("load subscription of %s: %w", accountID, err)
+		return domain.Subscription{}, domain.SeatCount{}, fmt.Errorf("load subscription of %s: %w", accountID, err)
 	}
 	if err := decodeDates(&sub, period, anchor, start, end); err != nil {
-		return domain.Subscription{}, 0, fmt.Errorf("load subscription of %s: %w", accountID, err)
+		return domain.Subscription{}, domain.SeatCount{}, fmt.Errorf("load subscription of %s: %w", accountID, err)
 	}
-	return sub, used, nil
+	return sub, c, nil
 }
 
 func decodeDates(sub *domain.Subscription, period, anchor, start, end string) error {

@@ -23,6 +23,9 @@ type Application struct {
 	ReleaseSeat      ReleaseSeatHandler
 	QuoteSeats       QuoteSeatsHandler
 	ListCharges      ListChargesHandler
+	// ScheduleLicenceRemoval and CloseCycles: S-5, S-10.
+	ScheduleLicenceRemoval ScheduleLicenceRemovalHandler
+	CloseCycles            CloseCyclesHandler
 }
 
 // Store is what the use cases need from storage.
@@ -33,6 +36,8 @@ type Store interface {
 	SeatConfirmer
 	SeatReleaser
 	ChargeReader
+	LicenceRemovalStore
+	CycleStore
 }
 
 // Emitter writes events to the outbox within a transaction (eventbus.Bus).
@@ -61,5 +66,8 @@ func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cf
 		ReleaseSeat:      ReleaseSeatHandler{store: store, events: events, log: log, now: now},
 		QuoteSeats:       QuoteSeatsHandler{store: store, now: now},
 		ListCharges:      ListChargesHandler{store: store},
+
+		ScheduleLicenceRemoval: ScheduleLicenceRemovalHandler{store: store, events: events, log: log, now: now},
+		CloseCycles:            CloseCyclesHandler{store: store, events: events, log: log, now: now},
 	}
 }

@@ -7,17 +7,17 @@ import (
 	"roster.dev/services/seatbilling/domain"
 )
 
-// SubscriptionReader reads a subscription with its occupied seat count;
+// SubscriptionReader reads a subscription with how its seats are taken;
 // domain.ErrNotFound when the account has none.
 type SubscriptionReader interface {
-	Subscription(ctx context.Context, accountID string) (domain.Subscription, int, error)
+	Subscription(ctx context.Context, accountID string) (domain.Subscription, domain.SeatCount, error)
 }
 
 // SubscriptionView is the subscription as S-7 reports it.
 type SubscriptionView struct {
 	Subscription domain.Subscription
 	Seats        domain.Usage
-	// PendingReductions counts seats to remove at cycle end (S-5); none yet.
+	// PendingReductions counts seats to remove at cycle end (S-5).
 	PendingReductions int
 	// AddOns are billed apart from seats (S-9); none yet.
 	AddOns []AddOn
@@ -38,13 +38,14 @@ type GetSubscriptionHandler struct {
 // Handle returns the account's subscription, or an error wrapping
 // domain.ErrNotFound.
 func (h GetSubscriptionHandler) Handle(ctx context.Context, accountID string) (SubscriptionView, error) {
-	sub, used, err := h.store.Subscription(ctx, accountID)
+	sub, seats, err := h.store.Subscription(ctx, accountID)
 	if err != nil {
 		return SubscriptionView{}, fmt.Errorf("get subscription: %w", err)
 	}
 	return SubscriptionView{
-		Subscription: sub,
-		Seats:        domain.UsageOf(sub.Seats, used),
-		AddOns:       []AddOn{},
+		Subscription:      sub,
+		Seats:             domain.UsageOf(sub.Seats, seats.Occupied, seats.Leaving),
+		PendingReductions: seats.Pending,
+		AddOns:            []AddOn{},
 	}, nil
 }

@@ -38,3 +38,9 @@ func SeatPurchase(id string, r Reservation, technicianID string, at time.Time) C
 		TechnicianID: technicianID, ReservationID: r.ID, CreatedAt: at,
 	}
 }
+
+// RenewalCharge is the ledger line of renewal r (S-10): seats × unit for
+// the cycle that starts, of no technician and no reservation.
+func RenewalCharge(id, accountID string, r Renewal, at time.Time) Charge {
+	return Charge{ID: id, AccountID: accountID, Amount: r.Amount, Reason: ChargeRenewal, CreatedAt: at}
+}

@@ -79,11 +79,16 @@ type Occupancy struct {
 	// Total is the seats paid for; Occupied those technicians hold; Held
 	// the live reservations that are not purchases (HoldsSeat).
 	Total, Occupied, Held int
+	// Leaving counts the seats pending removal at cycle end whose
+	// technician was disabled meanwhile (released): S-5, such a seat is not
+	// free for reuse, since it leaves the subscription at cycle end. (A seat
+	// pending removal whose technician still works is among Occupied.)
+	Leaving int
 }
 
-// Free counts the seats nobody occupies or holds; negative when the
-// account is overallocated.
-func (o Occupancy) Free() int { return o.Total - o.Occupied - o.Held }
+// Free counts the seats nobody occupies, holds or is about to remove;
+// negative when the account is overallocated.
+func (o Occupancy) Free() int { return o.Total - o.Occupied - o.Held - o.Leaving }
 
 // Reserve decides what a new reservation gets (S-3, S-6): a free seat when
 // there is one, whatever the caller confirmed; otherwise a purchase when

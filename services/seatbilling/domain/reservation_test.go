@@ -26,6 +26,11 @@ func TestReserve(t *testing.T) {
 		{"the last seat held, confirmed", domain.Occupancy{Total: 2, Occupied: 1, Held: 1}, true, domain.OutcomePurchaseReserved},
 		{"overallocated", domain.Occupancy{Total: 2, Occupied: 3}, false, domain.OutcomeQuote},
 		{"freed seats (S-4) are reused", domain.Occupancy{Total: 5, Occupied: 3, Held: 1}, false, domain.OutcomeReserved},
+		// S-5: a seat pending removal is not free for reuse, even once its
+		// technician was disabled (Leaving).
+		{"a released seat pending removal is not reused", domain.Occupancy{Total: 3, Occupied: 2, Leaving: 1}, false, domain.OutcomeQuote},
+		{"a released seat pending removal, confirmed: bought", domain.Occupancy{Total: 3, Occupied: 2, Leaving: 1}, true, domain.OutcomePurchaseReserved},
+		{"another seat freed besides the leaving one", domain.Occupancy{Total: 4, Occupied: 2, Leaving: 1}, false, domain.OutcomeReserved},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -29,9 +29,9 @@ const (
 	// SeatOccupied: a technician holds the seat (S-2).
 	SeatOccupied SeatStatus = "occupied"
 	// SeatReleased: the technician was disabled and the seat is free for
-	// reuse in the same cycle at no charge (S-4). The row stays, so that a
-	// re-enable occupies it again. A later slice adds the seat removed at
-	// cycle end (S-5).
+	// reuse in the same cycle at no charge (S-4), unless a licence removal
+	// is pending on it (S-5, Seat.RemovalDate). The row stays, so that a
+	// re-enable occupies it again.
 	SeatReleased SeatStatus = "released"
 )
 
@@ -40,6 +40,20 @@ type Seat struct {
 	AccountID    string
 	TechnicianID string
 	Status       SeatStatus
+	// RemovalDate is the last day of the cycle at whose end the seat leaves
+	// the subscription (S-5); zero when no removal is pending. It is kept
+	// when the technician is disabled meanwhile: the seat is released but
+	// not free for reuse, and the licence count still drops.
+	RemovalDate time.Time
+}
+
+// SeatCount is how an account's seats are taken (S-7).
+type SeatCount struct {
+	// Occupied seats hold a technician (S-2); Leaving are pending removal
+	// although their technician was disabled (Occupancy.Leaving); Pending
+	// counts every seat pending removal at cycle end (S-5), occupied or not:
+	// the pending reductions.
+	Occupied, Leaving, Pending int
 }
 
 // Usage is the seat count that S-7 reports.
@@ -48,9 +62,11 @@ type Usage struct {
 }
 
 // UsageOf is the usage of a subscription with total seats, used of them
-// occupied.
-func UsageOf(total, used int) Usage {
-	return Usage{Total: total, Used: used, Available: max(total-used, 0)}
+// occupied, and leaving of them pending removal at cycle end although their
+// technician no longer occupies them (Occupancy.Leaving): those are neither
+// used nor available (S-5).
+func UsageOf(total, used, leaving int) Usage {
+	return Usage{Total: total, Used: used, Available: max(total-used-leaving, 0)}
 }
 
 // Opening is what an account's creation asks of its subscription.

@@ -78,16 +78,23 @@ func TestOpenRefuses(t *testing.T) {
 
 func TestUsageOf(t *testing.T) {
 	tests := []struct {
-		total, used int
-		want        domain.Usage
+		name                 string
+		total, used, leaving int
+		want                 domain.Usage
 	}{
-		{5, 1, domain.Usage{Total: 5, Used: 1, Available: 4}},
-		{1, 1, domain.Usage{Total: 1, Used: 1, Available: 0}},
-		{2, 3, domain.Usage{Total: 2, Used: 3, Available: 0}},
+		{"seats free", 5, 1, 0, domain.Usage{Total: 5, Used: 1, Available: 4}},
+		{"every seat used", 1, 1, 0, domain.Usage{Total: 1, Used: 1, Available: 0}},
+		{"overallocated", 2, 3, 0, domain.Usage{Total: 2, Used: 3, Available: 0}},
+		// S-5: a seat pending removal whose technician was disabled is
+		// neither used nor available.
+		{"a released seat pending removal is not available", 3, 1, 1, domain.Usage{Total: 3, Used: 1, Available: 1}},
+		{"every free seat leaving", 3, 2, 1, domain.Usage{Total: 3, Used: 2, Available: 0}},
 	}
 	for _, tt := range tests {
-		if got := domain.UsageOf(tt.total, tt.used); got != tt.want {
-			t.Errorf("UsageOf(%d, %d) = %+v, want %+v", tt.total, tt.used, got, tt.want)
-		}
+		t.Run(tt.name, func(t *testing.T) {
+			if got := domain.UsageOf(tt.total, tt.used, tt.leaving); got != tt.want {
+				t.Errorf("UsageOf(%d, %d, %d) = %+v, want %+v", tt.total, tt.used, tt.leaving, got, tt.want)
+			}
+		})
 	}
 }
