@@ -14,17 +14,17 @@ import (
 )
 
 const techColumns = `id, account_id, email, first_name, last_name, phone, status, requested_role, created_at,
-	disabled_at, last_login_at, role_id, role_name, is_admin, licence_removal_date`
+	disabled_at, last_login_at, role_id, role_name, is_admin, licence_removal_date, erased_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanTechnician(row scanner) (domain.Technician, error) {
 	var t domain.Technician
 	var requested, created, roleID, roleName string
-	var disabled, lastLogin, licenceRemoval sql.NullString
+	var disabled, lastLogin, licenceRemoval, erased sql.NullString
 	var admin int
 	if err := row.Scan(&t.ID, &t.AccountID, &t.Email, &t.FirstName, &t.LastName, &t.Phone, &t.Status, &requested, &created,
-		&disabled, &lastLogin, &roleID, &roleName, &admin, &licenceRemoval); err != nil {
+		&disabled, &lastLogin, &roleID, &roleName, &admin, &licenceRemoval, &erased); err != nil {
 		return t, err
 	}
 	if licenceRemoval.Valid {
@@ -46,6 +46,7 @@ func scanTechnician(row scanner) (domain.Technician, error) {
 		t.RoleID = &roleID
 	}
 	t.IsAdmin = admin == 1
+	t.Erased = erased.Valid
 	t.SiteIDs = []string{}
 	return t, nil
 }
@@ -265,4 +266,17 @@ func (s Store) ApplyRoleAssigned(ctx context.Context, tx *sql.Tx, accountID, tec
 		requested_role = CASE WHEN $4 = '' THEN requested_role ELSE $4 END
 		WHERE account_id = $5 AND id = $6`, roleID, roleName, a, requested, accountID, technicianID)
 	return err
+}
+
+// EraseTechnician stores an erased technician (I-3): the pseudonymous
+// fields replace the personal ones, email_key becomes the pseudonym's so the
+// old email is free, and the technician's sites are kept.
+func (s Store) EraseTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician, now time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE technicians SET email = $1, email_key = $2, first_name = $3, last_name = $4, phone = $5,
+		requested_role = '', erased_at = $6, updated_at = $6 WHERE account_id = $7 AND id = $8`,
+		t.Email, domain.EmailKey(t.Email), t.FirstName, t.LastName, t.Phone, store.Time(now), t.AccountID, t.ID)
+	if err != nil {
+		return fmt.Errorf("erase technician: %w", err)
+	}
+	return nil
 }

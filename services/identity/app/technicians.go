@@ -40,6 +40,7 @@ type TechnicianStore interface {
 	ListTechnicians(ctx context.Context, f TechnicianFilter) ([]domain.Technician, error)
 	MissingSites(ctx context.Context, q Querier, accountID string, ids []string) ([]string, error)
 	ApplyRoleAssigned(ctx context.Context, tx *sql.Tx, accountID, technicianID, roleID, roleName, requested string, admin bool) error
+	EraseTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician, now time.Time) error
 }
 
 // Seat outcomes of a reservation (seatbilling's ReserveSeat).
@@ -330,6 +331,10 @@ func (a *App) EnableTechnician(ctx context.Context, accountID, id string, confir
 	}
 	if t.Status != domain.StatusDisabled {
 		return idempotency.Result{}, domain.ErrNotDisabled()
+	}
+	if t.Erased {
+		return idempotency.Result{}, problem.New(http.StatusConflict, "technician-erased", "Technician erased",
+			"an erased technician's personal data is gone; add a new technician instead")
 	}
 	reservation, err := a.reserveSeat(ctx, accountID, confirmPurchase)
 	if err != nil {

@@ -51,7 +51,9 @@ type Technician struct {
 	// null when no removal is pending.
 	LicenceRemovalDate *string `json:"licence_removal_date"`
 	// IsAdmin: holds the built-in Admin role (I-9); internal.
-	IsAdmin   bool      `json:"-"`
+	IsAdmin bool `json:"-"`
+	// Erased: personal data removed under a pseudonym (I-3, roster).
+	Erased    bool      `json:"erased,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
 

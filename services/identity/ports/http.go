@@ -45,6 +45,7 @@ func (h *HTTP) Routes(r chi.Router) {
 	r.With(write).Patch("/v1/accounts/{acc}/technicians/{id}", h.patchTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/disable", h.disableTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/enable", h.enableTechnician)
+	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/erase", h.eraseTechnician)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/licence-removal", h.scheduleLicenceRemoval)
 
 	r.With(read).Get("/v1/accounts/{acc}/end-users", h.listEndUsers)
@@ -323,5 +324,14 @@ func (h *HTTP) enableTechnician(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.App.EnableTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req.ConfirmSeatPurchase, key(r), b)
+	h.answer(w, r, res, err)
+}
+
+func (h *HTTP) eraseTechnician(w http.ResponseWriter, r *http.Request) {
+	b, ok := body(w, r, &struct{}{}, true)
+	if !ok {
+		return
+	}
+	res, err := h.App.EraseTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), key(r), b)
 	h.answer(w, r, res, err)
 }
