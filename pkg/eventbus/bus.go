@@ -49,6 +49,10 @@ type Config struct {
 	// RetryBackoff is the first redelivery delay after a failure, doubled on
 	// each further failure up to 30 s (default 200 ms).
 	RetryBackoff time.Duration
+	// Now is the clock that stamps occurred_at (default time.Now); the host
+	// gives it the services' clock so events agree with the state they
+	// describe when tests fix or move it.
+	Now func() time.Time
 }
 
 // Handler applies one event within tx, the transaction that also records it
@@ -96,6 +100,9 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 200 * time.Millisecond
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	log := cfg.Logger.With("service", cfg.Service)
 	wlog := quietClosed{watermill.NewSlogLoggerWithLevelMapping(log.With("component", "watermill"), map[slog.Level]slog.Level{slog.LevelInfo: slog.LevelDebug})}
 	return &Bus{
@@ -140,7 +147,7 @@ func OnAll(b *Bus, source string, fn Handler[Event]) {
 // reach the stream after tx commits, and never if it rolls back.
 func (b *Bus) Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...Event) error {
 	for _, ev := range events {
-		Stamp(ctx, accountID, ev)
+		stamp(ctx, accountID, ev, b.cfg.Now)
 		msg, subject, err := encode(ctx, b.cfg.Service, ev)
 		if err != nil {
 			return err

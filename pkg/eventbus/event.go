@@ -152,6 +152,10 @@ func NewID() string { return uuid.Must(uuid.NewV7()).String() }
 // so a caller may fix the event id (to make a retried request publish the
 // same event) or the time.
 func Stamp(ctx context.Context, accountID string, ev Event) *commonv1.EventMeta {
+	return stamp(ctx, accountID, ev, time.Now)
+}
+
+func stamp(ctx context.Context, accountID string, ev Event, now func() time.Time) *commonv1.EventMeta {
 	meta := ev.GetMeta()
 	if meta == nil {
 		meta = &commonv1.EventMeta{}
@@ -169,7 +173,7 @@ func Stamp(ctx context.Context, accountID string, ev Event) *commonv1.EventMeta 
 		meta.AccountId = accountID
 	}
 	if meta.OccurredAt == nil {
-		meta.OccurredAt = timestamppb.New(time.Now())
+		meta.OccurredAt = timestamppb.New(now())
 	}
 	if meta.Actor == nil {
 		meta.Actor = ActorFrom(ctx)

@@ -27,6 +27,9 @@ const (
 	// ScheduleLicenceRemoval: seatbilling.v1.ScheduleLicenceRemovalRequest
 	// → ScheduleLicenceRemovalReply (S-5).
 	ScheduleLicenceRemoval = "roster.rpc.seatbilling.schedule_licence_removal"
+	// FeatureEnabled: seatbilling.v1.FeatureEnabledRequest →
+	// FeatureEnabledReply (S-8 plan gates: CSV import, SSO, SCIM).
+	FeatureEnabled = "roster.rpc.seatbilling.feature_enabled"
 	// Authenticate: identity.v1.AuthenticateRequest → AuthenticateReply.
 	Authenticate = "roster.rpc.identity.authenticate"
 	// CheckAccess: rolepolicy.v1.CheckAccessRequest → CheckAccessReply

@@ -176,7 +176,7 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 		if err := idempotency.Init(ctx, db); err != nil {
 			return nil, err
 		}
-		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log})
+		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now})
 		if err != nil {
 			return nil, err
 		}

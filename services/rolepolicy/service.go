@@ -1,19 +1,24 @@
 // Package rolepolicy is Roster's role-policy service (rules.md R-*): the
-// permission catalog, built-in and custom roles, and who holds which role.
+// permission catalog, built-in and custom roles, who holds which role, and
+// access decisions.
 //
-// Layout: domain/ holds the rules (pure Go), app/ the use cases, adapters/
-// the SQL store, ports/ the HTTP routes and event consumers, migrations/
-// the service's tables.
+// Layout: domain/ holds the rules (pure Go), access/ the in-memory index
+// that decides access checks, app/ the use cases, adapters/ the
+// SQL store, ports/ the HTTP routes, event consumers and the request-reply
+// handler, migrations/ the service's tables.
 package rolepolicy
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"log/slog"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/nats-io/nats.go"
 
+	"roster.dev/pkg/rpc"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/rolepolicy/adapters"
 	"roster.dev/services/rolepolicy/app"
@@ -24,6 +29,10 @@ import (
 // Service is the rolepolicy service as the host runs it.
 type Service struct {
 	http *ports.HTTP
+	app  *app.App
+	// rpc answers access checks (rpc.CheckAccess). The subscription lives
+	// as long as its connection, which the host closes on shutdown.
+	rpc *nats.Subscription
 }
 
 var _ svc.Service = (*Service)(nil)
@@ -37,8 +46,11 @@ func (*Service) Name() string { return "rolepolicy" }
 // Migrations are the service's goose migrations.
 func (*Service) Migrations() fs.FS { return migrations.FS }
 
-// Setup wires the store, the use cases and the event consumers.
-func (s *Service) Setup(_ context.Context, d svc.Deps) error {
+// Setup wires the store, the use cases and the event consumers, builds the
+// access index from the database (before any event or request arrives),
+// and answers access checks over request-reply when the host gives a NATS
+// connection.
+func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if d.DB == nil || d.Bus == nil || d.Operator == nil {
 		return errors.New("rolepolicy: Setup needs DB, Bus and Operator")
 	}
@@ -47,7 +59,21 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		log = slog.Default().With("service", s.Name())
 	}
 	a := app.New(d.DB, adapters.NewStore(d.DB), d.Bus, log, d.Now)
+	if err := a.LoadIndex(ctx); err != nil {
+		return fmt.Errorf("rolepolicy: %w", err)
+	}
 	ports.Consume(d.Bus, a)
+	if d.Connect != nil {
+		nc, err := d.Connect("rolepolicy-rpc")
+		if err != nil {
+			return fmt.Errorf("rolepolicy: connect for request-reply: %w", err)
+		}
+		if s.rpc, err = ports.ServeCheckAccess(nc, a, log); err != nil {
+			nc.Close()
+			return fmt.Errorf("rolepolicy: serve %s: %w", rpc.CheckAccess, err)
+		}
+	}
+	s.app = a
 	s.http = ports.NewHTTP(a, d.Auth, d.Operator, log)
 	return nil
 }

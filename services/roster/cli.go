@@ -42,6 +42,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.SetErr(stderr)
 	root.AddCommand(serveCommand(stdout, stderr), deadLettersCommand(stdout))
 	root.AddCommand(adminCommands(stdout)...)
+	root.AddCommand(rolesCommands(stdout)...)
 	return root
 }
 

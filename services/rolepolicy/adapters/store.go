@@ -41,15 +41,7 @@ func (s *Store) AddAccount(ctx context.Context, tx *sql.Tx, acc domain.Account) 
 // AddRole inserts a new role; a name already taken in the account (compared
 // case-insensitively) is domain.ErrDuplicateRoleName.
 func (s *Store) AddRole(ctx context.Context, tx *sql.Tx, r domain.Role) error {
-	perms, err := json.Marshal(nonNil(r.Permissions))
-	if err != nil {
-		return err
-	}
-	sites, err := json.Marshal(nonNil(r.SiteIDs))
-	if err != nil {
-		return err
-	}
-	folders, err := json.Marshal(nonNil(r.ExcludedFolderIDs))
+	perms, sites, folders, err := roleLists(r)
 	if err != nil {
 		return err
 	}
@@ -57,7 +49,7 @@ func (s *Store) AddRole(ctx context.Context, tx *sql.Tx, r domain.Role) error {
 			default_for_new, first_admin, permissions, site_ids, excluded_folder_ids, version, created_at, updated_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
 		r.ID, r.AccountID, r.Name, domain.NameKey(r.Name), boolInt(r.BuiltIn), boolInt(r.SiteScopable),
-		boolInt(r.DefaultForNew), boolInt(r.FirstAdmin), string(perms), string(sites), string(folders),
+		boolInt(r.DefaultForNew), boolInt(r.FirstAdmin), perms, sites, folders,
 		r.Version, store.Time(r.CreatedAt), store.Time(r.UpdatedAt))
 	if store.IsUniqueViolation(err) {
 		return fmt.Errorf("role %q in %s: %w", r.Name, r.AccountID, domain.ErrDuplicateRoleName)

@@ -11,6 +11,7 @@ import (
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/store"
+	"roster.dev/services/rolepolicy/access"
 	"roster.dev/services/rolepolicy/domain"
 )
 
@@ -49,6 +50,27 @@ type Store interface {
 	// Holders returns the technicians that hold a role, whatever their
 	// status.
 	Holders(ctx context.Context, tx *sql.Tx, accountID, roleID string) ([]domain.Technician, error)
+
+	// SaveRole replaces a role whole if it is still at version prev, else
+	// domain.ErrStaleVersion; a name taken is domain.ErrDuplicateRoleName.
+	SaveRole(ctx context.Context, tx *sql.Tx, r domain.Role, prev int64) error
+	// DeleteRole fails with domain.ErrRoleNotFound.
+	DeleteRole(ctx context.Context, tx *sql.Tx, accountID, roleID string) error
+	// RoleUse counts the technicians holding a role and those who have not
+	// logged in yet whose requested or pre-assigned role it is.
+	RoleUse(ctx context.Context, tx *sql.Tx, accountID, roleID string) (assigned, pending int, err error)
+	// AddSite and AddFolder record identity's sites and folders and report
+	// false when recorded before; a folder of an unknown site is
+	// domain.ErrSiteNotFound.
+	AddSite(ctx context.Context, tx *sql.Tx, s domain.Site) (bool, error)
+	AddFolder(ctx context.Context, tx *sql.Tx, f domain.Folder) (bool, error)
+	// MissingSites and MissingFolders return the ids that name no site
+	// (folder) of the account.
+	MissingSites(ctx context.Context, tx *sql.Tx, accountID string, ids []string) ([]string, error)
+	MissingFolders(ctx context.Context, tx *sql.Tx, accountID string, ids []string) ([]string, error)
+	// IndexStates reads one account's state for the access index, or every
+	// account's when accountID is "".
+	IndexStates(ctx context.Context, tx *sql.Tx, accountID string) ([]access.State, error)
 }
 
 // Events writes outgoing events to the outbox within tx (eventbus.Bus).
@@ -63,6 +85,8 @@ type App struct {
 	events Events
 	log    *slog.Logger
 	now    func() time.Time
+	// index answers access checks from memory (R-7; see index.go).
+	index *access.Index
 }
 
 // New returns the use cases over the service's database (for the
@@ -75,8 +99,11 @@ func New(db *store.DB, st Store, events Events, log *slog.Logger, now func() tim
 	if now == nil {
 		now = time.Now
 	}
-	return &App{db: db, store: st, events: events, log: log, now: now}
+	return &App{db: db, store: st, events: events, log: log, now: now, index: access.New()}
 }
+
+// Index is the access index the checks read. It is empty until LoadIndex.
+func (a *App) Index() *access.Index { return a.index }
 
 // clock is now as stored: UTC, to the microsecond (store.Time).
 func (a *App) clock() time.Time { return a.now().UTC().Truncate(time.Microsecond) }

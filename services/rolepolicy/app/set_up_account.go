@@ -7,7 +7,7 @@ import (
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/profile"
-	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+	"roster.dev/services/rolepolicy/access"
 	"roster.dev/services/rolepolicy/domain"
 )
 
@@ -46,13 +46,9 @@ func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) er
 		if err := a.store.AddRole(ctx, tx, r); err != nil {
 			return fmt.Errorf("set up account %s: role %q: %w", cmd.AccountID, r.Name, err)
 		}
-		events = append(events, &rolepolicyv1.RoleCreated{
-			RoleId:      r.ID,
-			Name:        r.Name,
-			BuiltIn:     r.BuiltIn,
-			Permissions: r.Permissions,
-		})
+		events = append(events, roleCreated(r))
 	}
+	st := access.State{Account: setup.Account, Roles: setup.Roles}
 	if as := setup.FirstAdmin; as != nil {
 		role, _ := setup.FirstAdminRole()
 		if err := a.store.Assign(ctx, tx, *as); err != nil {
@@ -60,13 +56,20 @@ func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) er
 		}
 		// The first admin's states, so that FirstLogin, disabling and
 		// the last-admin rule (I-9) know them like any technician.
-		if _, err := a.store.AddTechnician(ctx, tx, domain.FirstAdminTechnician(*as)); err != nil {
+		admin := domain.FirstAdminTechnician(*as)
+		if _, err := a.store.AddTechnician(ctx, tx, admin); err != nil {
 			return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
 		}
+		st.Technicians = append(st.Technicians, admin)
 		events = append(events, roleAssigned(as.TechnicianID, domain.RoleChange{Role: role}))
 	}
 	if err := a.events.Emit(ctx, tx, cmd.AccountID, events...); err != nil {
 		return fmt.Errorf("set up account %s: emit: %w", cmd.AccountID, err)
+	}
+	// Last: the account's index, whole (a redelivery after a failed commit
+	// replaces it with the roles that commit).
+	if err := a.index.Install(st); err != nil {
+		return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
 	}
 	a.log.InfoContext(ctx, "account set up", "account_id", cmd.AccountID, "profile", p.ID,
 		"roles", len(setup.Roles), "technician_id", cmd.AdminTechnicianID)

@@ -12,6 +12,7 @@ import (
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/profile"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+	"roster.dev/services/rolepolicy/access"
 	"roster.dev/services/rolepolicy/domain"
 )
 
@@ -71,6 +72,7 @@ func (a *App) AddTechnician(ctx context.Context, tx *sql.Tx, cmd AddTechnician) 
 	if err := a.events.Emit(ctx, tx, acc.ID, roleAssigned(t.ID, change)); err != nil {
 		return fmt.Errorf("add technician %s: emit: %w", t.ID, err)
 	}
+	a.indexed(ctx, a.index.PutTechnician(t), acc.ID, "technician "+t.ID)
 	if t.RequestedRole != "" && t.RequestedRoleID == "" {
 		a.log.WarnContext(ctx, "requested role names no role of the account; recorded as given",
 			"account_id", acc.ID, "technician_id", t.ID, "requested_role", t.RequestedRole)
@@ -126,6 +128,7 @@ func (a *App) ApplyRequestedRoleOnFirstLogin(ctx context.Context, tx *sql.Tx, cm
 		log.InfoContext(ctx, "requested role applied at first login", "role_id", out.Assigned.Role.ID,
 			"previous_role_id", out.Assigned.PreviousRoleID)
 	}
+	a.indexed(ctx, a.index.PutTechnician(t), t.AccountID, "technician "+t.ID)
 	return nil
 }
 
@@ -168,6 +171,7 @@ func (a *App) changeStatus(ctx context.Context, tx *sql.Tx, cmd ChangeStatus, wh
 	if err := a.store.SaveTechnician(ctx, tx, t); err != nil {
 		return fmt.Errorf("%s %s: %w", what, t.ID, err)
 	}
+	a.indexed(ctx, a.index.PutTechnician(t), t.AccountID, "technician "+t.ID) // denied from now on, or no longer
 	a.log.InfoContext(ctx, "technician status changed", "account_id", t.AccountID, "technician_id", t.ID,
 		"status", t.Status, "denied", t.Denied())
 	return nil
@@ -244,26 +248,26 @@ func (a *App) AssignRole(ctx context.Context, cmd AssignRole, idemKey string, bo
 		Key:   idemKey,
 		Body:  body,
 	}
-	return idempotency.Do(ctx, a.db, req, func(tx *sql.Tx) (int, any, error) {
+	return a.write(ctx, cmd.AccountID, req, func(tx *sql.Tx) (int, any, func(*access.Index), error) {
 		s, err := a.loadForChange(ctx, tx, cmd.AccountID, cmd.TechnicianID)
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		target, ok := domain.ResolveRole(s.roles, cmd.Role)
 		if !ok {
-			return 0, nil, fmt.Errorf("role %q: %w", cmd.Role, domain.ErrUnknownRole)
+			return 0, nil, nil, fmt.Errorf("role %q: %w", cmd.Role, domain.ErrUnknownRole)
 		}
 		t, change, err := s.tech.AssignRole(s.policy, s.current, target, s.admins, a.clock())
 		if err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		if err := a.store.SaveTechnician(ctx, tx, t); err != nil {
-			return 0, nil, err
+			return 0, nil, nil, err
 		}
 		held := s.current
 		if change != nil {
 			if err := a.assign(ctx, tx, t, *change); err != nil {
-				return 0, nil, err
+				return 0, nil, nil, err
 			}
 			held = change.Role
 			a.log.InfoContext(ctx, "role assigned", "account_id", t.AccountID, "technician_id", t.ID,
@@ -272,7 +276,7 @@ func (a *App) AssignRole(ctx context.Context, cmd AssignRole, idemKey string, bo
 			a.log.InfoContext(ctx, "role pre-assigned until the first login", "account_id", t.AccountID,
 				"technician_id", t.ID, "requested_role_id", t.RequestedRoleID)
 		}
-		return http.StatusOK, technicianRole(t, held), nil
+		return http.StatusOK, technicianRole(t, held), func(x *access.Index) { x.PutTechnician(t) }, nil
 	})
 }
 

@@ -10,6 +10,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	"roster.dev/services/rolepolicy/app"
+	"roster.dev/services/rolepolicy/domain"
 )
 
 // Consume registers the service's event handlers on bus. The bus runs each
@@ -54,6 +55,23 @@ func Consume(bus *eventbus.Bus, a *app.App) {
 			AccountID:    ev.GetMeta().GetAccountId(),
 			TechnicianID: ev.GetTechnicianId(),
 			At:           timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.SiteCreated) error {
+		return a.RecordSite(ctx, tx, domain.Site{
+			AccountID: ev.GetMeta().GetAccountId(),
+			ID:        ev.GetSiteId(),
+			Name:      ev.GetName(),
+			CreatedAt: timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.FolderCreated) error {
+		return a.RecordFolder(ctx, tx, domain.Folder{
+			AccountID: ev.GetMeta().GetAccountId(),
+			ID:        ev.GetFolderId(),
+			SiteID:    ev.GetSiteId(),
+			Name:      ev.GetName(),
+			CreatedAt: timeOf(ev.GetMeta().GetOccurredAt()),
 		})
 	})
 }

@@ -3,11 +3,9 @@
 package ports
 
 import (
-	"bytes"
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -57,9 +55,16 @@ func (h *HTTP) Mount(r chi.Router) {
 
 	read, write := h.require("roles:read"), h.require("roles:write")
 	r.With(read).Get("/v1/accounts/{acc}/roles", h.listRoles)
+	r.With(write).Post("/v1/accounts/{acc}/roles", h.createRole)
 	r.With(read).Get("/v1/accounts/{acc}/roles/{id}", h.getRole)
+	r.With(write).Put("/v1/accounts/{acc}/roles/{id}", h.replaceRole)
+	r.With(write).Delete("/v1/accounts/{acc}/roles/{id}", h.deleteRole)
 	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/role", h.getTechnicianRole)
 	r.With(write).Put("/v1/accounts/{acc}/technicians/{id}/role", h.assignRole)
+
+	// R-7: answered from the in-memory index, never the database.
+	r.With(read).Post("/v1/accounts/{acc}/access/check", h.checkAccess)
+	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/effective-access", h.effectiveAccess)
 }
 
 type permissionJSON struct {
@@ -89,29 +94,9 @@ func (h *HTTP) listPermissions(w http.ResponseWriter, r *http.Request) {
 	httpx.JSON(w, http.StatusOK, map[string]any{"data": data})
 }
 
-type roleJSON struct {
-	ID                string   `json:"id"`
-	Name              string   `json:"name"`
-	BuiltIn           bool     `json:"built_in"`
-	Permissions       []string `json:"permissions"`
-	SiteIDs           []string `json:"site_ids"`
-	ExcludedFolderIDs []string `json:"excluded_folder_ids"`
-}
-
-func toRoleJSON(r domain.Role) roleJSON {
-	return roleJSON{
-		ID:                r.ID,
-		Name:              r.Name,
-		BuiltIn:           r.BuiltIn,
-		Permissions:       nonNil(r.Permissions),
-		SiteIDs:           nonNil(r.SiteIDs),
-		ExcludedFolderIDs: nonNil(r.ExcludedFolderIDs),
-	}
-}
-
 type roleListJSON struct {
-	Data       []roleJSON `json:"data"`
-	NextCursor *string    `json:"next_cursor"`
+	Data       []app.RoleView `json:"data"`
+	NextCursor *string        `json:"next_cursor"`
 }
 
 // listRoles: GET /v1/accounts/{acc}/roles, ordered by name
@@ -142,9 +127,9 @@ func (h *HTTP) listRoles(w http.ResponseWriter, r *http.Request) {
 		h.fail(w, r, err)
 		return
 	}
-	out := roleListJSON{Data: make([]roleJSON, 0, len(page.Roles))}
+	out := roleListJSON{Data: make([]app.RoleView, 0, len(page.Roles))}
 	for _, role := range page.Roles {
-		out.Data = append(out.Data, toRoleJSON(role))
+		out.Data = append(out.Data, app.ViewRole(role))
 	}
 	if page.Next != "" {
 		next := base64.RawURLEncoding.EncodeToString([]byte(page.Next))
@@ -154,7 +139,8 @@ func (h *HTTP) listRoles(w http.ResponseWriter, r *http.Request) {
 }
 
 // getRole: GET /v1/accounts/{acc}/roles/{id}, bare, with the role's
-// version as its ETag (R-4: the If-Match of a later PUT).
+// version as its ETag (R-4: the If-Match of a later PUT). If-None-Match
+// naming the current version answers 304.
 func (h *HTTP) getRole(w http.ResponseWriter, r *http.Request) {
 	role, err := h.app.Role(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"))
 	if err != nil {
@@ -162,7 +148,11 @@ func (h *HTTP) getRole(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("ETag", ETag(role.Version))
-	httpx.JSON(w, http.StatusOK, toRoleJSON(role))
+	if inm := r.Header.Get("If-None-Match"); inm != "" && matchesVersion(inm, role.Version) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, app.ViewRole(role))
 }
 
 // getTechnicianRole: GET /v1/accounts/{acc}/technicians/{id}/role — the
@@ -183,15 +173,9 @@ type assignRoleJSON struct {
 // assignRole: PUT /v1/accounts/{acc}/technicians/{id}/role {"role": name
 // or id} (R-6, I-9), with Idempotency-Key.
 func (h *HTTP) assignRole(w http.ResponseWriter, r *http.Request) {
-	raw, err := io.ReadAll(io.LimitReader(r.Body, httpx.MaxBody))
-	if err != nil {
-		problem.Write(w, problem.New(http.StatusBadRequest, "malformed-body", "Malformed body", "the body could not be read"))
-		return
-	}
 	var req assignRoleJSON
-	r.Body = io.NopCloser(bytes.NewReader(raw))
-	if p := httpx.Decode(r, &req); p != nil {
-		problem.Write(w, p)
+	raw, ok := readJSON(w, r, &req)
+	if !ok {
 		return
 	}
 	if req.Role == nil || strings.TrimSpace(*req.Role) == "" {
@@ -214,6 +198,8 @@ func ETag(version int64) string { return strconv.Quote(strconv.FormatInt(version
 // fail writes err as a problem. It is the one place that maps the
 // service's errors to RFC 9457 problems; anything unknown is a logged 500.
 func (h *HTTP) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var inUse *domain.RoleInUseError
+	var invalid *domain.InvalidError
 	switch {
 	case errors.Is(err, domain.ErrAccountNotFound):
 		err = problem.NotFound("account " + chi.URLParam(r, "acc"))
@@ -229,16 +215,35 @@ func (h *HTTP) fail(w http.ResponseWriter, r *http.Request, err error) {
 			"technician "+chi.URLParam(r, "id")+" is the last technician that is not disabled holding the Admin role; give Admin to another technician first (I-9)")
 	case errors.Is(err, domain.ErrRoleNotFound):
 		err = problem.NotFound("role " + chi.URLParam(r, "id"))
+	case errors.Is(err, domain.ErrBuiltInRole):
+		err = problem.New(http.StatusConflict, "built-in-role", "Built-in role",
+			"role "+chi.URLParam(r, "id")+" is built in: built-in roles can be neither edited nor deleted (R-2); create a custom role instead")
+	case errors.Is(err, domain.ErrIfMatchRequired):
+		err = problem.New(http.StatusPreconditionRequired, "if-match-required", "If-Match required",
+			"a role is replaced whole, guarded by its version: send If-Match with the ETag of the role you read (R-4); If-Match: * is not accepted")
+	case errors.Is(err, domain.ErrStaleVersion):
+		err = problem.New(http.StatusPreconditionFailed, "stale-version", "Stale version",
+			"role "+chi.URLParam(r, "id")+" changed since the version in If-Match; read it again and reapply your change (R-4)")
+	case errors.Is(err, domain.ErrDuplicateRoleName):
+		err = problem.New(http.StatusConflict, "role-name-taken", "Role name taken",
+			"the account already has a role of that name (names are compared case-insensitively)")
+	case errors.Is(err, domain.ErrCustomRolesUnavailable):
+		err = problem.New(http.StatusConflict, "custom-roles-unavailable", "Custom roles unavailable",
+			"this account's profile has no custom roles")
+	case errors.As(err, &inUse):
+		err = problem.New(http.StatusConflict, "role-in-use", "Role in use",
+			fmt.Sprintf("role %s is held by %d technicians and pre-assigned to %d who have not logged in yet; give them another role first",
+				chi.URLParam(r, "id"), inUse.Assigned, inUse.Pending)).
+			With("assigned_count", inUse.Assigned).With("pending_count", inUse.Pending)
+	case errors.As(err, &invalid):
+		fields := make([]problem.FieldError, 0, len(invalid.Fields))
+		for _, f := range invalid.Fields {
+			fields = append(fields, problem.FieldError{Field: f.Field, Detail: f.Detail})
+		}
+		err = problem.Invalid(fields...)
 	case errors.Is(err, domain.ErrUnknownProfile):
 		err = problem.Invalid(problem.FieldError{Field: "profile",
 			Detail: fmt.Sprintf("unknown profile %q; one of %s", r.URL.Query().Get("profile"), strings.Join(profile.IDs(), ", "))})
 	}
 	httpx.Error(w, r, h.log, err)
-}
-
-func nonNil(s []string) []string {
-	if s == nil {
-		return []string{}
-	}
-	return s
 }

@@ -24,12 +24,18 @@ const (
 
 // RoleCreated: a built-in or custom role now exists (R-2, R-3, R-8).
 type RoleCreated struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	RoleId        string                 `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	BuiltIn       bool                   `protobuf:"varint,4,opt,name=built_in,json=builtIn,proto3" json:"built_in,omitempty"`
-	Permissions   []string               `protobuf:"bytes,5,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Meta        *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	RoleId      string                 `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	Name        string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	BuiltIn     bool                   `protobuf:"varint,4,opt,name=built_in,json=builtIn,proto3" json:"built_in,omitempty"`
+	Permissions []string               `protobuf:"bytes,5,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// Empty: every site (R-3).
+	SiteIds []string `protobuf:"bytes,6,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	// Device folders the role's remote and RMM permissions do not reach (R-5).
+	ExcludedFolderIds []string `protobuf:"bytes,7,rep,name=excluded_folder_ids,json=excludedFolderIds,proto3" json:"excluded_folder_ids,omitempty"`
+	// The role's version, its ETag (R-4): 1 at creation.
+	Version       int64 `protobuf:"varint,8,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -99,6 +105,245 @@ func (x *RoleCreated) GetPermissions() []string {
 	return nil
 }
 
+func (x *RoleCreated) GetSiteIds() []string {
+	if x != nil {
+		return x.SiteIds
+	}
+	return nil
+}
+
+func (x *RoleCreated) GetExcludedFolderIds() []string {
+	if x != nil {
+		return x.ExcludedFolderIds
+	}
+	return nil
+}
+
+func (x *RoleCreated) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// RoleUpdated: a custom role was replaced whole (R-4), from before to after.
+type RoleUpdated struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	RoleId string                 `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	// The version after the update.
+	Version       int64           `protobuf:"varint,3,opt,name=version,proto3" json:"version,omitempty"`
+	Before        *RoleDefinition `protobuf:"bytes,4,opt,name=before,proto3" json:"before,omitempty"`
+	After         *RoleDefinition `protobuf:"bytes,5,opt,name=after,proto3" json:"after,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleUpdated) Reset() {
+	*x = RoleUpdated{}
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleUpdated) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleUpdated) ProtoMessage() {}
+
+func (x *RoleUpdated) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleUpdated.ProtoReflect.Descriptor instead.
+func (*RoleUpdated) Descriptor() ([]byte, []int) {
+	return file_roster_rolepolicy_v1_events_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *RoleUpdated) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RoleUpdated) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *RoleUpdated) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+func (x *RoleUpdated) GetBefore() *RoleDefinition {
+	if x != nil {
+		return x.Before
+	}
+	return nil
+}
+
+func (x *RoleUpdated) GetAfter() *RoleDefinition {
+	if x != nil {
+		return x.After
+	}
+	return nil
+}
+
+// RoleDeleted: a custom role no technician held was deleted (R-3).
+type RoleDeleted struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Meta   *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	RoleId string                 `protobuf:"bytes,2,opt,name=role_id,json=roleId,proto3" json:"role_id,omitempty"`
+	Name   string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	// The last version of the role.
+	Version       int64 `protobuf:"varint,4,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RoleDeleted) Reset() {
+	*x = RoleDeleted{}
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleDeleted) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleDeleted) ProtoMessage() {}
+
+func (x *RoleDeleted) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleDeleted.ProtoReflect.Descriptor instead.
+func (*RoleDeleted) Descriptor() ([]byte, []int) {
+	return file_roster_rolepolicy_v1_events_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *RoleDeleted) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *RoleDeleted) GetRoleId() string {
+	if x != nil {
+		return x.RoleId
+	}
+	return ""
+}
+
+func (x *RoleDeleted) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleDeleted) GetVersion() int64 {
+	if x != nil {
+		return x.Version
+	}
+	return 0
+}
+
+// RoleDefinition is what a whole-role update replaces (R-4).
+type RoleDefinition struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Permissions []string               `protobuf:"bytes,2,rep,name=permissions,proto3" json:"permissions,omitempty"`
+	// Empty: every site (R-3).
+	SiteIds           []string `protobuf:"bytes,3,rep,name=site_ids,json=siteIds,proto3" json:"site_ids,omitempty"`
+	ExcludedFolderIds []string `protobuf:"bytes,4,rep,name=excluded_folder_ids,json=excludedFolderIds,proto3" json:"excluded_folder_ids,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RoleDefinition) Reset() {
+	*x = RoleDefinition{}
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RoleDefinition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RoleDefinition) ProtoMessage() {}
+
+func (x *RoleDefinition) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RoleDefinition.ProtoReflect.Descriptor instead.
+func (*RoleDefinition) Descriptor() ([]byte, []int) {
+	return file_roster_rolepolicy_v1_events_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *RoleDefinition) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RoleDefinition) GetPermissions() []string {
+	if x != nil {
+		return x.Permissions
+	}
+	return nil
+}
+
+func (x *RoleDefinition) GetSiteIds() []string {
+	if x != nil {
+		return x.SiteIds
+	}
+	return nil
+}
+
+func (x *RoleDefinition) GetExcludedFolderIds() []string {
+	if x != nil {
+		return x.ExcludedFolderIds
+	}
+	return nil
+}
+
 // RoleAssigned: a technician now holds a role (R-6).
 type RoleAssigned struct {
 	state          protoimpl.MessageState `protogen:"open.v1"`
@@ -118,7 +363,7 @@ type RoleAssigned struct {
 
 func (x *RoleAssigned) Reset() {
 	*x = RoleAssigned{}
-	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[1]
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -130,7 +375,7 @@ func (x *RoleAssigned) String() string {
 func (*RoleAssigned) ProtoMessage() {}
 
 func (x *RoleAssigned) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[1]
+	mi := &file_roster_rolepolicy_v1_events_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -143,7 +388,7 @@ func (x *RoleAssigned) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RoleAssigned.ProtoReflect.Descriptor instead.
 func (*RoleAssigned) Descriptor() ([]byte, []int) {
-	return file_roster_rolepolicy_v1_events_proto_rawDescGZIP(), []int{1}
+	return file_roster_rolepolicy_v1_events_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *RoleAssigned) GetMeta() *v1.EventMeta {
@@ -199,13 +444,32 @@ var File_roster_rolepolicy_v1_events_proto protoreflect.FileDescriptor
 
 const file_roster_rolepolicy_v1_events_proto_rawDesc = "" +
 	"\n" +
-	"!roster/rolepolicy/v1/events.proto\x12\x14roster.rolepolicy.v1\x1a\x1croster/common/v1/event.proto\"\xa8\x01\n" +
+	"!roster/rolepolicy/v1/events.proto\x12\x14roster.rolepolicy.v1\x1a\x1croster/common/v1/event.proto\"\x8d\x02\n" +
 	"\vRoleCreated\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x17\n" +
 	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x19\n" +
 	"\bbuilt_in\x18\x04 \x01(\bR\abuiltIn\x12 \n" +
-	"\vpermissions\x18\x05 \x03(\tR\vpermissions\"\x8a\x02\n" +
+	"\vpermissions\x18\x05 \x03(\tR\vpermissions\x12\x19\n" +
+	"\bsite_ids\x18\x06 \x03(\tR\asiteIds\x12.\n" +
+	"\x13excluded_folder_ids\x18\a \x03(\tR\x11excludedFolderIds\x12\x18\n" +
+	"\aversion\x18\b \x01(\x03R\aversion\"\xeb\x01\n" +
+	"\vRoleUpdated\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x17\n" +
+	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x18\n" +
+	"\aversion\x18\x03 \x01(\x03R\aversion\x12<\n" +
+	"\x06before\x18\x04 \x01(\v2$.roster.rolepolicy.v1.RoleDefinitionR\x06before\x12:\n" +
+	"\x05after\x18\x05 \x01(\v2$.roster.rolepolicy.v1.RoleDefinitionR\x05after\"\x85\x01\n" +
+	"\vRoleDeleted\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x17\n" +
+	"\arole_id\x18\x02 \x01(\tR\x06roleId\x12\x12\n" +
+	"\x04name\x18\x03 \x01(\tR\x04name\x12\x18\n" +
+	"\aversion\x18\x04 \x01(\x03R\aversion\"\x91\x01\n" +
+	"\x0eRoleDefinition\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vpermissions\x18\x02 \x03(\tR\vpermissions\x12\x19\n" +
+	"\bsite_ids\x18\x03 \x03(\tR\asiteIds\x12.\n" +
+	"\x13excluded_folder_ids\x18\x04 \x03(\tR\x11excludedFolderIds\"\x8a\x02\n" +
 	"\fRoleAssigned\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x17\n" +
@@ -228,20 +492,27 @@ func file_roster_rolepolicy_v1_events_proto_rawDescGZIP() []byte {
 	return file_roster_rolepolicy_v1_events_proto_rawDescData
 }
 
-var file_roster_rolepolicy_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
+var file_roster_rolepolicy_v1_events_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
 var file_roster_rolepolicy_v1_events_proto_goTypes = []any{
-	(*RoleCreated)(nil),  // 0: roster.rolepolicy.v1.RoleCreated
-	(*RoleAssigned)(nil), // 1: roster.rolepolicy.v1.RoleAssigned
-	(*v1.EventMeta)(nil), // 2: roster.common.v1.EventMeta
+	(*RoleCreated)(nil),    // 0: roster.rolepolicy.v1.RoleCreated
+	(*RoleUpdated)(nil),    // 1: roster.rolepolicy.v1.RoleUpdated
+	(*RoleDeleted)(nil),    // 2: roster.rolepolicy.v1.RoleDeleted
+	(*RoleDefinition)(nil), // 3: roster.rolepolicy.v1.RoleDefinition
+	(*RoleAssigned)(nil),   // 4: roster.rolepolicy.v1.RoleAssigned
+	(*v1.EventMeta)(nil),   // 5: roster.common.v1.EventMeta
 }
 var file_roster_rolepolicy_v1_events_proto_depIdxs = []int32{
-	2, // 0: roster.rolepolicy.v1.RoleCreated.meta:type_name -> roster.common.v1.EventMeta
-	2, // 1: roster.rolepolicy.v1.RoleAssigned.meta:type_name -> roster.common.v1.EventMeta
-	2, // [2:2] is the sub-list for method output_type
-	2, // [2:2] is the sub-list for method input_type
-	2, // [2:2] is the sub-list for extension type_name
-	2, // [2:2] is the sub-list for extension extendee
-	0, // [0:2] is the sub-list for field type_name
+	5, // 0: roster.rolepolicy.v1.RoleCreated.meta:type_name -> roster.common.v1.EventMeta
+	5, // 1: roster.rolepolicy.v1.RoleUpdated.meta:type_name -> roster.common.v1.EventMeta
+	3, // 2: roster.rolepolicy.v1.RoleUpdated.before:type_name -> roster.rolepolicy.v1.RoleDefinition
+	3, // 3: roster.rolepolicy.v1.RoleUpdated.after:type_name -> roster.rolepolicy.v1.RoleDefinition
+	5, // 4: roster.rolepolicy.v1.RoleDeleted.meta:type_name -> roster.common.v1.EventMeta
+	5, // 5: roster.rolepolicy.v1.RoleAssigned.meta:type_name -> roster.common.v1.EventMeta
+	6, // [6:6] is the sub-list for method output_type
+	6, // [6:6] is the sub-list for method input_type
+	6, // [6:6] is the sub-list for extension type_name
+	6, // [6:6] is the sub-list for extension extendee
+	0, // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_roster_rolepolicy_v1_events_proto_init() }
@@ -255,7 +526,7 @@ func file_roster_rolepolicy_v1_events_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_rolepolicy_v1_events_proto_rawDesc), len(file_roster_rolepolicy_v1_events_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   2,
+			NumMessages:   5,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

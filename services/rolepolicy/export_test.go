@@ -1,0 +1,7 @@
+package rolepolicy
+
+import "roster.dev/services/rolepolicy/app"
+
+// App is the service's use cases, for tests that compare its live access
+// index with one rebuilt from the database.
+func (s *Service) App() *app.App { return s.app }
