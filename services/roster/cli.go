@@ -43,6 +43,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(serveCommand(stdout, stderr), deadLettersCommand(stdout))
 	root.AddCommand(adminCommands(stdout)...)
 	root.AddCommand(rolesCommands(stdout)...)
+	root.AddCommand(seatsCommands(stdout)...)
 	return root
 }
 

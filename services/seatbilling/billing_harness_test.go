@@ -26,6 +26,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
+	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/rpc"
 	"roster.dev/pkg/store"
 	"roster.dev/pkg/svc"
@@ -55,6 +56,13 @@ func (c *testClock) Advance(d time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.now = c.now.Add(d)
+}
+
+// Set moves the clock to t, forward or back.
+func (c *testClock) Set(t time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = t
 }
 
 // apiToken is an account token that the stand-in identity knows.
@@ -168,10 +176,15 @@ func (w *billingWorld) openAccount(t *testing.T, accountID string, seats int32) 
 // publish emits identity's events for an account.
 func (w *billingWorld) publish(t *testing.T, accountID string, evs ...eventbus.Event) {
 	t.Helper()
-	ctx := context.Background()
-	if err := w.identityDB.InTx(ctx, func(tx *sql.Tx) error { return w.identity.Emit(ctx, tx, accountID, evs...) }); err != nil {
+	if err := w.tryPublish(accountID, evs...); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// tryPublish is publish for goroutines other than the test's.
+func (w *billingWorld) tryPublish(accountID string, evs ...eventbus.Event) error {
+	ctx := context.Background()
+	return w.identityDB.InTx(ctx, func(tx *sql.Tx) error { return w.identity.Emit(ctx, tx, accountID, evs...) })
 }
 
 // settle waits until everything published so far went through seatbilling
@@ -326,4 +339,103 @@ func jsonEqual(t *testing.T, got []byte, want string) bool {
 	gb, _ := json.Marshal(g)
 	wb, _ := json.Marshal(w)
 	return bytes.Equal(gb, wb)
+}
+
+// do sends a JSON body (nil: none) with the operator token and returns the
+// status and body.
+func (w *billingWorld) do(t *testing.T, method, path string, body any, header ...string) (int, []byte) {
+	t.Helper()
+	status, _, b := svctest.Do(t, method, w.url+path, billingOperator, body, header...)
+	return status, b
+}
+
+// setAddOn PUTs an add-on and fails the test unless it answers want.
+func (w *billingWorld) setAddOn(t *testing.T, accountID, addOn string, price int64, quantity int, want int) ports.AddOn {
+	t.Helper()
+	status, body := w.do(t, http.MethodPut, "/v1/accounts/"+accountID+"/subscription/add-ons/"+addOn,
+		map[string]any{"price": price, "quantity": quantity})
+	if status != want {
+		t.Fatalf("PUT add-on %s of %s = %d %s, want %d", addOn, accountID, status, body, want)
+	}
+	var a ports.AddOn
+	if err := json.Unmarshal(body, &a); err != nil {
+		t.Fatalf("%v: %s", err, body)
+	}
+	return a
+}
+
+// unused GETs the unused-seat report.
+func (w *billingWorld) unused(t *testing.T, accountID, query string) ports.UnusedSeats {
+	t.Helper()
+	var u ports.UnusedSeats
+	w.getJSON(t, "/v1/accounts/"+accountID+"/seats/unused"+query, &u)
+	return u
+}
+
+// features GETs the account's plan gates, by feature.
+func (w *billingWorld) features(t *testing.T, accountID string) map[string]ports.Feature {
+	t.Helper()
+	var l ports.FeatureList
+	w.getJSON(t, "/v1/accounts/"+accountID+"/features", &l)
+	out := map[string]ports.Feature{}
+	for _, f := range l.Data {
+		out[f.Feature] = f
+	}
+	return out
+}
+
+// featureEnabled asks over request-reply, as the other services do (S-8).
+func (w *billingWorld) featureEnabled(t *testing.T, accountID, feature string) *seatbillingv1.FeatureEnabledReply {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var rep seatbillingv1.FeatureEnabledReply
+	if err := rpc.Call(ctx, w.nats.NC, rpc.FeatureEnabled, &seatbillingv1.FeatureEnabledRequest{AccountId: accountID, Feature: feature}, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return &rep
+}
+
+// openAt publishes AccountCreated for profile, plan and period (price for
+// custom plans), anchored on anchor and created at the clock's time, and
+// waits for the subscription with its first admin seated.
+func (w *billingWorld) openAt(t *testing.T, accountID, profile, plan, period string, price int64, anchor string, seats int32) {
+	t.Helper()
+	ev := &identityv1.AccountCreated{
+		Meta: &commonv1.EventMeta{OccurredAt: timestamppb.New(w.clock.Now())},
+		Name: "Test " + accountID, Profile: profile, Plan: plan, BillingPeriod: period,
+		Seats: seats, BillingAnchor: anchor,
+		AdminTechnicianId: "tech_admin_" + accountID, AdminEmail: "admin@" + accountID + ".example",
+	}
+	if price > 0 {
+		ev.PricePerSeat = &commonv1.Money{Amount: price, Currency: "usd"}
+	}
+	w.publish(t, accountID, ev)
+	w.waitSeats(t, accountID, ports.Seats{Total: int(seats), Used: 1, Available: int(seats) - 1})
+}
+
+// addTechnician reserves a seat (buying one when confirm) and confirms it
+// with TechnicianCreated, as identity does, and waits until it is applied.
+func (w *billingWorld) addTechnician(t *testing.T, accountID, technicianID string, confirm bool) *seatbillingv1.ReserveSeatReply {
+	t.Helper()
+	res := "res_" + technicianID
+	rep := w.reserve(t, accountID, res, confirm)
+	if o := rep.GetOutcome(); o == reserved || o == purchaseReserved {
+		w.publish(t, accountID, technicianCreated(technicianID, res))
+		w.settle(t)
+	}
+	return rep
+}
+
+func jsonReader(s string) *bytes.Reader { return bytes.NewReader([]byte(s)) }
+
+// freshDB is a database URL for one more world in a test of dbURL's
+// backend: SQLite files live in each world's own directory, and PostgreSQL
+// gets another new, empty database.
+func freshDB(t *testing.T, dbURL string) string {
+	t.Helper()
+	if dbURL == "" {
+		return ""
+	}
+	return pgtest.DSN(t)
 }

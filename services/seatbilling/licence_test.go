@@ -175,7 +175,7 @@ func TestLicenceRemovalAtCycleEnd(t *testing.T) {
 		// second SeatReleased for it. Both licences expired.
 		wantEmitted := map[string]uint64{
 			"subscription_created": 1, "seat_reserved": 2, "seat_assigned": 3, "licence_removal_scheduled": 2,
-			"seat_released": 2, "licence_expired": 2, "charge_recorded": 1,
+			"seat_released": 2, "licence_expired": 2, "charge_recorded": 1, "cycle_closed": 1,
 		}
 		if got := w.emitted(t, acc); !reflect.DeepEqual(got, wantEmitted) {
 			t.Fatalf("emitted %v, want %v", got, wantEmitted)

@@ -123,7 +123,7 @@ func TestAddTechnicianSeatFlow(t *testing.T) {
 		}
 		status, _, body := svctest.Get(t, w.url+"/v1/accounts/"+acc+"/charges", billingOperator)
 		want := fmt.Sprintf(`{"data": [{"id": %q, "amount": 5040, "currency": "usd", "reason": "seat_purchase",
-			"technician_id": "tech_2", "created_at": "2026-11-23T10:00:00Z"}], "next_cursor": null}`, charged.GetChargeId())
+			"technician_id": "tech_2", "add_on_id": null, "created_at": "2026-11-23T10:00:00Z"}], "next_cursor": null}`, charged.GetChargeId())
 		if status != 200 || !jsonEqual(t, body, want) {
 			t.Errorf("GET charges = %d %s\nwant %s", status, body, want)
 		}
@@ -236,8 +236,14 @@ func TestLateAndRepeatedConfirmations(t *testing.T) {
 		if n := w.rows(t, "seats", acc, "technician_id = $2", "tech_a"); n != 1 {
 			t.Errorf("tech_a has %d seat rows, want its one seat taken again", n)
 		}
+		// Both charges carry Nov 26's time (the clock has not moved since
+		// tech_d's was recorded): the ledger orders them by id.
 		l = w.charges(t, acc, "")
-		if len(l.Data) != 2 || l.Data[1].Amount != 3150 || *l.Data[1].TechnicianID != "tech_a" {
+		byTech := map[string]int64{}
+		for _, c := range l.Data {
+			byTech[*c.TechnicianID] = c.Amount
+		}
+		if len(l.Data) != 2 || byTech["tech_a"] != 3150 || byTech["tech_d"] != 5040 {
 			t.Errorf("charges = %+v, want a second of 3150 for tech_a", l.Data)
 		}
 		// Disabling someone who holds no seat changes nothing.

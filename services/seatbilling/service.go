@@ -39,10 +39,11 @@ type Service struct {
 	log  *slog.Logger
 	http *ports.HTTP
 	// rpc answers identity's ReserveSeat, licenceRPC its
-	// ScheduleLicenceRemoval. The host has no Close hook for services: the
-	// subscriptions live as long as their connection, which the host
-	// closes on shutdown (svc.Host closes what Deps.Connect opened).
-	rpc, licenceRPC *nats.Subscription
+	// ScheduleLicenceRemoval, featureRPC every service's FeatureEnabled.
+	// The host has no Close hook for services: the subscriptions live as
+	// long as their connection, which the host closes on shutdown
+	// (svc.Host closes what Deps.Connect opened).
+	rpc, licenceRPC, featureRPC *nats.Subscription
 }
 
 // DefaultCyclePoll is how often the cycle-end scheduler runs: a cycle ends
@@ -64,7 +65,8 @@ func (s *Service) Name() string { return "seatbilling" }
 func (s *Service) Migrations() fs.FS { return migrations.FS }
 
 // Setup wires the store, the use cases, the event consumers, the
-// ReserveSeat request-reply handler and the HTTP port. The host has
+// request-reply handlers (ReserveSeat, ScheduleLicenceRemoval,
+// FeatureEnabled) and the HTTP port. The host has
 // migrated d.DB and starts d.Bus afterwards.
 func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if d.DB == nil || d.Bus == nil || d.Operator == nil || d.Connect == nil {
@@ -95,6 +97,10 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 		nc.Close()
 		return fmt.Errorf("seatbilling: serve %s: %w", rpc.ScheduleLicenceRemoval, err)
 	}
+	if s.featureRPC, err = ports.ServeFeatureEnabled(nc, a, log); err != nil {
+		nc.Close()
+		return fmt.Errorf("seatbilling: serve %s: %w", rpc.FeatureEnabled, err)
+	}
 
 	// Account tokens with scopes where the host authenticates them
 	// (pkg/auth); the operator token alone where it does not.
@@ -102,7 +108,7 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if d.Auth != nil {
 		guard = d.Auth.Require
 	}
-	s.http = ports.NewHTTP(a, log, guard)
+	s.http = ports.NewHTTP(a, log, guard, d.DB)
 	return nil
 }
 

@@ -26,6 +26,7 @@ var kinds = map[string]kind{
 	"roster.identity.v1.TechnicianCreated":      {"technician.created", "technician", "technician_id"},
 	"roster.identity.v1.InvitationSent":         {"technician.invited", "technician", "technician_id"},
 	"roster.identity.v1.FirstLogin":             {"technician.first_login", "technician", "technician_id"},
+	"roster.identity.v1.TechnicianLoggedIn":     {"login.succeeded", "technician", "technician_id"},
 	"roster.identity.v1.TechnicianDisabled":     {"technician.disabled", "technician", "technician_id"},
 	"roster.identity.v1.TechnicianEnabled":      {"technician.enabled", "technician", "technician_id"},
 	"roster.identity.v1.EndUserCreated":         {"end_user.created", "end_user", "end_user_id"},

@@ -183,8 +183,9 @@ var errDisabled = errors.New("technician disabled")
 // authenticated records a successful authentication of the technician in
 // tx: the last login time (I-11), and — only for the very first one, which
 // the first_logins primary key decides under any concurrency — activation
-// and FirstLogin (I-6). It reports whether this was the first login, and
-// fails with errDisabled for a disabled technician (I-7).
+// and FirstLogin (I-6). Every one emits TechnicianLoggedIn, which feeds
+// seatbilling's unused-seat report (S-7). It reports whether this was the
+// first login, and fails with errDisabled for a disabled technician (I-7).
 func (c *Credentials) authenticated(ctx context.Context, tx *sql.Tx, accountID, technicianID, method string, now time.Time) (bool, error) {
 	ok, err := c.Creds.TouchLogin(ctx, tx, technicianID, now)
 	if err != nil {
@@ -194,10 +195,19 @@ func (c *Credentials) authenticated(ctx context.Context, tx *sql.Tx, accountID, 
 		return false, errDisabled
 	}
 	first, err := c.Creds.InsertFirstLogin(ctx, tx, technicianID, method, now)
-	if err != nil || !first {
+	if err != nil {
 		return false, err
 	}
-	return true, c.Bus.Emit(ctx, tx, accountID, &identityv1.FirstLogin{
+	if first {
+		err := c.Bus.Emit(ctx, tx, accountID, &identityv1.FirstLogin{
+			TechnicianId: technicianID, Method: method, LoggedInAt: timestamppb.New(now),
+		})
+		if err != nil {
+			return false, err
+		}
+	}
+	return first, c.Bus.Emit(ctx, tx, accountID, &identityv1.TechnicianLoggedIn{
+		Meta:         &commonv1.EventMeta{OccurredAt: timestamppb.New(now)},
 		TechnicianId: technicianID, Method: method, LoggedInAt: timestamppb.New(now),
 	})
 }

@@ -198,14 +198,15 @@ func (s *Store) AddSeat(ctx context.Context, tx *sql.Tx, accountID string, at ti
 }
 
 // InsertCharge records a charge within tx. It reports false, changing
-// nothing, when the charge's reservation was already charged.
+// nothing, when the charge exists: its id (domain.ChargeID, derived from
+// its cause) or its reservation was already charged.
 func (s *Store) InsertCharge(ctx context.Context, tx *sql.Tx, c domain.Charge) (bool, error) {
 	res, err := tx.ExecContext(ctx, `
-		INSERT INTO charges (id, account_id, amount, currency, reason, technician_id, reservation_id, created_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-		ON CONFLICT (account_id, reservation_id) DO NOTHING`,
+		INSERT INTO charges (id, account_id, amount, currency, reason, technician_id, reservation_id, add_on_id, created_at)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+		ON CONFLICT DO NOTHING`,
 		c.ID, c.AccountID, c.Amount.Amount, c.Amount.Currency, string(c.Reason),
-		nullable(c.TechnicianID), nullable(c.ReservationID), store.Time(c.CreatedAt))
+		nullable(c.TechnicianID), nullable(c.ReservationID), nullable(c.AddOnID), store.Time(c.CreatedAt))
 	if err != nil {
 		return false, fmt.Errorf("insert charge %s of %s: %w", c.ID, c.AccountID, err)
 	}
@@ -236,7 +237,7 @@ func (s *Store) Charges(ctx context.Context, accountID string, afterAt time.Time
 		after = store.Time(afterAt)
 	}
 	rows, err := s.db.QueryContext(ctx, `
-		SELECT id, amount, currency, reason, technician_id, reservation_id, created_at
+		SELECT id, amount, currency, reason, technician_id, reservation_id, add_on_id, created_at
 		FROM charges
 		WHERE account_id = $1 AND (created_at > $2 OR (created_at = $2 AND id > $3))
 		ORDER BY created_at, id
@@ -249,11 +250,11 @@ func (s *Store) Charges(ctx context.Context, accountID string, afterAt time.Time
 	for rows.Next() {
 		c := domain.Charge{AccountID: accountID}
 		var reason, created string
-		var tech, res sql.NullString
-		if err := rows.Scan(&c.ID, &c.Amount.Amount, &c.Amount.Currency, &reason, &tech, &res, &created); err != nil {
+		var tech, res, addOn sql.NullString
+		if err := rows.Scan(&c.ID, &c.Amount.Amount, &c.Amount.Currency, &reason, &tech, &res, &addOn, &created); err != nil {
 			return nil, fmt.Errorf("list charges of %s: %w", accountID, err)
 		}
-		c.Reason, c.TechnicianID, c.ReservationID = domain.ChargeReason(reason), tech.String, res.String
+		c.Reason, c.TechnicianID, c.ReservationID, c.AddOnID = domain.ChargeReason(reason), tech.String, res.String, addOn.String
 		if c.CreatedAt, err = store.ParseTime(created); err != nil {
 			return nil, fmt.Errorf("list charges of %s: created_at: %w", accountID, err)
 		}

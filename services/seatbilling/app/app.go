@@ -26,6 +26,13 @@ type Application struct {
 	// ScheduleLicenceRemoval and CloseCycles: S-5, S-10.
 	ScheduleLicenceRemoval ScheduleLicenceRemovalHandler
 	CloseCycles            CloseCyclesHandler
+	// SetAddOn and RemoveAddOn: S-9. Features: S-8. UnusedSeats and
+	// RecordLogin: S-7.
+	SetAddOn    SetAddOnHandler
+	RemoveAddOn RemoveAddOnHandler
+	Features    FeaturesHandler
+	UnusedSeats UnusedSeatsHandler
+	RecordLogin RecordLoginHandler
 }
 
 // Store is what the use cases need from storage.
@@ -38,6 +45,10 @@ type Store interface {
 	ChargeReader
 	LicenceRemovalStore
 	CycleStore
+	SubscriptionViewReader
+	AddOnStore
+	SeatHolderReader
+	LoginRecorder
 }
 
 // Emitter writes events to the outbox within a transaction (eventbus.Bus).
@@ -69,5 +80,11 @@ func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cf
 
 		ScheduleLicenceRemoval: ScheduleLicenceRemovalHandler{store: store, events: events, log: log, now: now},
 		CloseCycles:            CloseCyclesHandler{store: store, events: events, log: log, now: now},
+
+		SetAddOn:    SetAddOnHandler{store: store, events: events, log: log, now: now},
+		RemoveAddOn: RemoveAddOnHandler{store: store, events: events, log: log, now: now},
+		Features:    FeaturesHandler{store: store},
+		UnusedSeats: UnusedSeatsHandler{store: store, now: now},
+		RecordLogin: RecordLoginHandler{store: store},
 	}
 }

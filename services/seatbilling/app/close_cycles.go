@@ -28,6 +28,7 @@ type CycleStore interface {
 	InsertRenewal(ctx context.Context, tx *sql.Tx, accountID string, r domain.Renewal, chargeID string, at time.Time) (bool, error)
 	Renew(ctx context.Context, tx *sql.Tx, accountID string, r domain.Renewal, at time.Time) error
 	InsertCharge(ctx context.Context, tx *sql.Tx, c domain.Charge) (bool, error)
+	AddOns(ctx context.Context, tx *sql.Tx, accountID string) ([]domain.AddOn, error)
 }
 
 // CloseCyclesHandler is the cycle-end scheduler's work (S-5, S-10).
@@ -81,8 +82,14 @@ func (h CloseCyclesHandler) Handle(ctx context.Context) (int, error) {
 //     disable the technician;
 //   - the seats left are charged for the next cycle, seats × the unit of
 //     one cycle (S-10; ChargeRecorded, reason renewal);
+//   - each add-on on the subscription is charged for the next cycle, its
+//     price of one cycle (S-9; ChargeRecorded, reason add_on);
 //   - the stored cycle and seat total move to the next cycle, and the
-//     closed cycle is recorded in cycle_renewals.
+//     closed cycle is recorded in cycle_renewals; CycleClosed, first of the
+//     transaction's events, announces it.
+//
+// Charge ids derive from the account, the closed cycle and the add-on
+// (domain.ChargeID), and every row and event takes now as its time.
 //
 // Run again for the same cycle, it finds the stored cycle already moved on
 // and does nothing: the lock and the re-read make concurrent schedulers
@@ -92,9 +99,10 @@ func (h CloseCyclesHandler) closeCycle(ctx context.Context, accountID string, no
 	// TechnicianDisabled inherits it; the actor is system (eventbus.ActorFrom).
 	ctx = eventbus.WithCorrelation(ctx, eventbus.NewID())
 	var r domain.Renewal
+	var addOnCharges []domain.Charge
 	done := false
 	err := h.store.InTx(ctx, func(tx *sql.Tx) error {
-		done = false
+		done, addOnCharges = false, nil
 		sub, err := h.store.LockSubscription(ctx, tx, accountID)
 		if err != nil {
 			return err
@@ -109,9 +117,22 @@ func (h CloseCyclesHandler) closeCycle(ctx context.Context, accountID string, no
 		if r, err = sub.Renew(len(removals)); err != nil {
 			return err
 		}
+		addOns, err := h.store.AddOns(ctx, tx, accountID)
+		if err != nil {
+			return err
+		}
+		for _, a := range addOns {
+			amount, err := sub.AddOnCycleAmount(a)
+			if err != nil {
+				return fmt.Errorf("add-on %s: %w", a.ID, err)
+			}
+			if amount.Amount > 0 {
+				addOnCharges = append(addOnCharges, domain.AddOnRenewalCharge(accountID, a, amount, r, now))
+			}
+		}
 		var charge domain.Charge
 		if r.Amount.Amount > 0 {
-			charge = domain.RenewalCharge(newID("chg"), accountID, r, now)
+			charge = domain.RenewalCharge(accountID, r, now)
 		}
 		recorded, err := h.store.InsertRenewal(ctx, tx, accountID, r, charge.ID, now)
 		if err != nil {
@@ -123,7 +144,12 @@ func (h CloseCyclesHandler) closeCycle(ctx context.Context, accountID string, no
 			return fmt.Errorf("cycle %s…%s of %s is recorded as closed but still stored as current",
 				domain.FormatDate(r.Closed.Start), domain.FormatDate(r.Closed.End), accountID)
 		}
-		var events []eventbus.Event
+		events := []eventbus.Event{&seatbillingv1.CycleClosed{
+			Meta:        meta(now),
+			ClosedStart: domain.FormatDate(r.Closed.Start), ClosedEnd: domain.FormatDate(r.Closed.End),
+			NextStart: domain.FormatDate(r.Next.Start), NextEnd: domain.FormatDate(r.Next.End),
+			SeatsRemoved: int32(r.Removed), Seats: int32(r.Seats),
+		}}
 		for _, seat := range removals {
 			if err := h.store.RemoveSeat(ctx, tx, accountID, seat.TechnicianID, now); err != nil {
 				return err
@@ -131,21 +157,26 @@ func (h CloseCyclesHandler) closeCycle(ctx context.Context, accountID string, no
 			// A technician disabled while the removal was pending released
 			// the seat then (S-4's SeatReleased); the count drops anyway.
 			if seat.Status == domain.SeatOccupied {
-				events = append(events, &seatbillingv1.SeatReleased{TechnicianId: seat.TechnicianID, Reason: ReleaseReasonLicenceRemoved})
+				events = append(events, &seatbillingv1.SeatReleased{Meta: meta(now), TechnicianId: seat.TechnicianID, Reason: ReleaseReasonLicenceRemoved})
 			}
-			events = append(events, &seatbillingv1.LicenceExpired{TechnicianId: seat.TechnicianID})
+			events = append(events, &seatbillingv1.LicenceExpired{Meta: meta(now), TechnicianId: seat.TechnicianID})
 		}
 		if err := h.store.Renew(ctx, tx, accountID, r, now); err != nil {
 			return err
 		}
+		charges := addOnCharges
 		if charge.ID != "" {
-			if _, err := h.store.InsertCharge(ctx, tx, charge); err != nil {
+			charges = append([]domain.Charge{charge}, addOnCharges...)
+		}
+		for _, c := range charges {
+			if _, err := h.store.InsertCharge(ctx, tx, c); err != nil {
 				return err
 			}
 			events = append(events, &seatbillingv1.ChargeRecorded{
-				ChargeId: charge.ID,
-				Amount:   &commonv1.Money{Amount: charge.Amount.Amount, Currency: charge.Amount.Currency},
-				Reason:   string(charge.Reason),
+				Meta:     meta(now),
+				ChargeId: c.ID,
+				Amount:   &commonv1.Money{Amount: c.Amount.Amount, Currency: c.Amount.Currency},
+				Reason:   string(c.Reason),
 			})
 		}
 		done = true
@@ -156,7 +187,8 @@ func (h CloseCyclesHandler) closeCycle(ctx context.Context, accountID string, no
 	}
 	if done {
 		h.log.InfoContext(ctx, "cycle closed", "account_id", accountID,
-			"cycle_end", domain.FormatDate(r.Closed.End), "seats_removed", r.Removed, "seats", r.Seats, "renewal", r.Amount.Amount)
+			"cycle_end", domain.FormatDate(r.Closed.End), "seats_removed", r.Removed, "seats", r.Seats,
+			"renewal", r.Amount.Amount, "add_on_charges", len(addOnCharges))
 	}
 	return done, nil
 }

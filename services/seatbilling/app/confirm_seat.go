@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"roster.dev/pkg/eventbus"
@@ -105,7 +104,7 @@ func (h ConfirmSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ConfirmS
 	var events []eventbus.Event
 	switch settlement {
 	case domain.SettleBuy:
-		charge := domain.SeatPurchase(newID("chg"), r, cmd.TechnicianID, now)
+		charge := domain.SeatPurchase(r, cmd.TechnicianID, now)
 		charged, err := h.store.InsertCharge(ctx, tx, charge)
 		if err != nil {
 			return err
@@ -119,8 +118,9 @@ func (h ConfirmSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ConfirmS
 			return err
 		}
 		events = append(events,
-			&seatbillingv1.SeatPurchased{TechnicianId: cmd.TechnicianID, ReservationId: r.ID, SeatsTotal: int32(sub.Seats + 1)},
+			&seatbillingv1.SeatPurchased{Meta: meta(now), TechnicianId: cmd.TechnicianID, ReservationId: r.ID, SeatsTotal: int32(sub.Seats + 1)},
 			&seatbillingv1.ChargeRecorded{
+				Meta:         meta(now),
 				ChargeId:     charge.ID,
 				Amount:       &commonv1.Money{Amount: charge.Amount.Amount, Currency: charge.Amount.Currency},
 				Reason:       string(charge.Reason),
@@ -134,14 +134,9 @@ func (h ConfirmSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ConfirmS
 			return err
 		}
 	}
-	events = append(events, &seatbillingv1.SeatAssigned{TechnicianId: cmd.TechnicianID, ReservationId: cmd.ReservationID})
+	events = append(events, &seatbillingv1.SeatAssigned{Meta: meta(now), TechnicianId: cmd.TechnicianID, ReservationId: cmd.ReservationID})
 	if err := h.events.Emit(ctx, tx, cmd.AccountID, events...); err != nil {
 		return fmt.Errorf("confirm seat of %s: emit: %w", cmd.TechnicianID, err)
 	}
 	return nil
-}
-
-// newID is a new opaque id with a type prefix (api.md): chg_….
-func newID(prefix string) string {
-	return prefix + "_" + strings.ReplaceAll(eventbus.NewID(), "-", "")
 }

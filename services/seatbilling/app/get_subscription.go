@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"roster.dev/services/seatbilling/domain"
@@ -19,20 +20,20 @@ type SubscriptionView struct {
 	Seats        domain.Usage
 	// PendingReductions counts seats to remove at cycle end (S-5).
 	PendingReductions int
-	// AddOns are billed apart from seats (S-9); none yet.
-	AddOns []AddOn
+	// AddOns are billed apart from seats (S-9), by id.
+	AddOns []domain.AddOn
 }
 
-// AddOn is an add-on on the subscription (S-9).
-type AddOn struct {
-	ID    string
-	Name  string
-	Price domain.Money
+// SubscriptionViewReader reads what GET subscription shows.
+type SubscriptionViewReader interface {
+	SubscriptionReader
+	// AddOns reads the account's add-ons; tx nil reads outside a transaction.
+	AddOns(ctx context.Context, tx *sql.Tx, accountID string) ([]domain.AddOn, error)
 }
 
 // GetSubscriptionHandler answers the subscription of an account.
 type GetSubscriptionHandler struct {
-	store SubscriptionReader
+	store SubscriptionViewReader
 }
 
 // Handle returns the account's subscription, or an error wrapping
@@ -42,10 +43,14 @@ func (h GetSubscriptionHandler) Handle(ctx context.Context, accountID string) (S
 	if err != nil {
 		return SubscriptionView{}, fmt.Errorf("get subscription: %w", err)
 	}
+	addOns, err := h.store.AddOns(ctx, nil, accountID)
+	if err != nil {
+		return SubscriptionView{}, err
+	}
 	return SubscriptionView{
 		Subscription:      sub,
 		Seats:             domain.UsageOf(sub.Seats, seats.Occupied, seats.Leaving),
 		PendingReductions: seats.Pending,
-		AddOns:            []AddOn{},
+		AddOns:            addOns,
 	}, nil
 }

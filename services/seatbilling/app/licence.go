@@ -72,7 +72,7 @@ func (h ScheduleLicenceRemovalHandler) Handle(ctx context.Context, cmd ScheduleL
 			return err
 		}
 		return h.events.Emit(ctx, tx, cmd.AccountID, &seatbillingv1.LicenceRemovalScheduled{
-			TechnicianId: cmd.TechnicianID, RemovalDate: domain.FormatDate(res.RemovalDate),
+			Meta: meta(now), TechnicianId: cmd.TechnicianID, RemovalDate: domain.FormatDate(res.RemovalDate),
 		})
 	})
 	if err != nil {

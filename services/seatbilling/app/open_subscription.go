@@ -54,7 +54,7 @@ func (h OpenSubscriptionHandler) Handle(ctx context.Context, tx *sql.Tx, cmd Ope
 	if err != nil {
 		return fmt.Errorf("open subscription of %s: %w: %w", cmd.AccountID, domain.ErrInvalidSubscription, err)
 	}
-	now := h.now()
+	now := h.now().UTC().Truncate(time.Microsecond)
 	createdAt := cmd.CreatedAt
 	if createdAt.IsZero() {
 		createdAt = now
@@ -89,6 +89,7 @@ func (h OpenSubscriptionHandler) Handle(ctx context.Context, tx *sql.Tx, cmd Ope
 	}
 	err = h.events.Emit(ctx, tx, sub.AccountID,
 		&seatbillingv1.SubscriptionCreated{
+			Meta:          meta(now),
 			Plan:          sub.Plan,
 			BillingPeriod: string(sub.Schedule.Period()),
 			Seats:         int32(sub.Seats),
@@ -98,7 +99,7 @@ func (h OpenSubscriptionHandler) Handle(ctx context.Context, tx *sql.Tx, cmd Ope
 		},
 		// S-2: the first admin occupies one of the initial seats; no
 		// reservation precedes it.
-		&seatbillingv1.SeatAssigned{TechnicianId: adminSeat.TechnicianID},
+		&seatbillingv1.SeatAssigned{Meta: meta(now), TechnicianId: adminSeat.TechnicianID},
 	)
 	if err != nil {
 		return fmt.Errorf("open subscription of %s: emit: %w", sub.AccountID, err)

@@ -57,7 +57,7 @@ func (h ReleaseSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ReleaseS
 		h.log.InfoContext(ctx, "technician occupies no seat; nothing to release", "account_id", cmd.AccountID, "technician_id", cmd.TechnicianID)
 		return nil
 	}
-	err = h.events.Emit(ctx, tx, cmd.AccountID, &seatbillingv1.SeatReleased{TechnicianId: cmd.TechnicianID, Reason: ReleaseReasonDisabled})
+	err = h.events.Emit(ctx, tx, cmd.AccountID, &seatbillingv1.SeatReleased{Meta: meta(now), TechnicianId: cmd.TechnicianID, Reason: ReleaseReasonDisabled})
 	if err != nil {
 		return fmt.Errorf("release seat of %s: emit: %w", cmd.TechnicianID, err)
 	}

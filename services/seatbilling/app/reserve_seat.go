@@ -131,6 +131,7 @@ func (h ReserveSeatHandler) Handle(ctx context.Context, cmd ReserveSeat) (Reserv
 			return err
 		}
 		return h.events.Emit(ctx, tx, cmd.AccountID, &seatbillingv1.SeatReserved{
+			Meta:          meta(now),
 			ReservationId: r.ID,
 			Purchase:      r.Purchase,
 			ExpiresAt:     timestamppb.New(r.ExpiresAt),

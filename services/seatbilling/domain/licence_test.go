@@ -94,8 +94,12 @@ func TestRenewalCharge(t *testing.T) {
 		t.Fatal(err)
 	}
 	at := time.Date(2026, 12, 1, 0, 0, 5, 0, time.UTC)
-	got := domain.RenewalCharge("chg_1", "acc_1", r, at)
-	want := domain.Charge{ID: "chg_1", AccountID: "acc_1", Amount: domain.Money{Amount: 37800, Currency: "usd"}, Reason: domain.ChargeRenewal, CreatedAt: at}
+	got := domain.RenewalCharge("acc_1", r, at)
+	// The id derives from the account and the closed cycle (2026-11-01).
+	want := domain.Charge{
+		ID: domain.ChargeID("acc_1", "renewal", "2026-11-01"), AccountID: "acc_1",
+		Amount: domain.Money{Amount: 37800, Currency: "usd"}, Reason: domain.ChargeRenewal, CreatedAt: at,
+	}
 	if got != want {
 		t.Errorf("RenewalCharge = %+v, want %+v", got, want)
 	}

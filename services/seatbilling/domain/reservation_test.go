@@ -133,9 +133,10 @@ func TestSettle(t *testing.T) {
 func TestSeatPurchaseCharge(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	r, _ := domain.NewReservation("acc_1", "res_2", domain.OutcomePurchaseReserved, domain.Money{Amount: 5040, Currency: "usd"}, now, time.Minute)
-	got := domain.SeatPurchase("chg_1", r, "tech_2", now.Add(time.Hour))
+	got := domain.SeatPurchase(r, "tech_2", now.Add(time.Hour))
+	// The id derives from the reservation: one charge per reservation.
 	want := domain.Charge{
-		ID: "chg_1", AccountID: "acc_1", Amount: domain.Money{Amount: 5040, Currency: "usd"},
+		ID: domain.ChargeID("acc_1", "seat_purchase", "res_2"), AccountID: "acc_1", Amount: domain.Money{Amount: 5040, Currency: "usd"},
 		Reason: domain.ChargeSeatPurchase, TechnicianID: "tech_2", ReservationID: "res_2", CreatedAt: now.Add(time.Hour),
 	}
 	if got != want {

@@ -7,7 +7,10 @@ import (
 	"context"
 	"database/sql"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
+
 	"roster.dev/pkg/eventbus"
+	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	"roster.dev/services/seatbilling/app"
 	"roster.dev/services/seatbilling/domain"
@@ -36,6 +39,28 @@ func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
 		return a.ReleaseSeat.Handle(ctx, tx, app.ReleaseSeat{AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId()})
 	})
+	// I-11, S-7: login times for the unused-seat report. FirstLogin alone
+	// is enough for a technician who logged in once before
+	// TechnicianLoggedIn existed.
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.FirstLogin) error {
+		return a.RecordLogin.Handle(ctx, tx, recordLogin(ev.GetMeta(), ev.GetTechnicianId(), ev.GetLoggedInAt(), true))
+	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianLoggedIn) error {
+		return a.RecordLogin.Handle(ctx, tx, recordLogin(ev.GetMeta(), ev.GetTechnicianId(), ev.GetLoggedInAt(), false))
+	})
+}
+
+// recordLogin takes the login's time from the event (identity's clock),
+// or from when the event occurred.
+func recordLogin(meta *commonv1.EventMeta, technicianID string, at *timestamppb.Timestamp, first bool) app.RecordLogin {
+	cmd := app.RecordLogin{AccountID: meta.GetAccountId(), TechnicianID: technicianID, First: first}
+	switch {
+	case at != nil:
+		cmd.At = at.AsTime()
+	case meta.GetOccurredAt() != nil:
+		cmd.At = meta.GetOccurredAt().AsTime()
+	}
+	return cmd
 }
 
 func openSubscription(ev *identityv1.AccountCreated) app.OpenSubscription {

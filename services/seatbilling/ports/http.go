@@ -14,6 +14,7 @@ import (
 
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/problem"
+	"roster.dev/pkg/store"
 	"roster.dev/services/seatbilling/app"
 	"roster.dev/services/seatbilling/domain"
 )
@@ -39,11 +40,15 @@ type HTTP struct {
 	app   *app.Application
 	log   *slog.Logger
 	guard Guard
+	// db keeps the answers of requests sent with an Idempotency-Key
+	// (pkg/idempotency), in the transaction of their effects.
+	db *store.DB
 }
 
-// NewHTTP returns the HTTP port of a, its routes guarded by guard.
-func NewHTTP(a *app.Application, log *slog.Logger, guard Guard) *HTTP {
-	return &HTTP{app: a, log: log, guard: guard}
+// NewHTTP returns the HTTP port of a, its routes guarded by guard; db is
+// the service's database, for Idempotency-Key.
+func NewHTTP(a *app.Application, log *slog.Logger, guard Guard, db *store.DB) *HTTP {
+	return &HTTP{app: a, log: log, guard: guard, db: db}
 }
 
 // Routes mounts the routes with full paths, so that services sharing one
@@ -52,6 +57,10 @@ func (h *HTTP) Routes(r chi.Router) {
 	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/subscription", h.getSubscription)
 	r.With(h.guard(ScopeBillingWrite)).Post("/v1/accounts/{acc}/subscription/quote", h.quote)
 	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/charges", h.listCharges)
+	r.With(h.guard(ScopeBillingWrite)).Put("/v1/accounts/{acc}/subscription/add-ons/{add_on}", h.setAddOn)
+	r.With(h.guard(ScopeBillingWrite)).Delete("/v1/accounts/{acc}/subscription/add-ons/{add_on}", h.removeAddOn)
+	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/features", h.listFeatures)
+	r.With(h.guard(ScopeBillingRead)).Get("/v1/accounts/{acc}/seats/unused", h.unusedSeats)
 }
 
 // Money is api.md's money: minor units and a lower-case currency.
@@ -67,11 +76,13 @@ type Seats struct {
 	Available int `json:"available"`
 }
 
-// AddOn is an add-on billed apart from seats (S-9).
+// AddOn is an add-on billed apart from seats (S-9): Price per unit per
+// month, for Quantity units.
 type AddOn struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Price Money  `json:"price"`
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Price    Money  `json:"price"`
+	Quantity int    `json:"quantity"`
 }
 
 // Subscription is api.md's Subscription shape, plus the account id and the
@@ -115,7 +126,7 @@ func subscriptionJSON(v app.SubscriptionView) Subscription {
 		AddOns:            make([]AddOn, 0, len(v.AddOns)), // [] rather than null
 	}
 	for _, a := range v.AddOns {
-		out.AddOns = append(out.AddOns, AddOn{ID: a.ID, Name: a.Name, Price: Money{Amount: a.Price.Amount, Currency: a.Price.Currency}})
+		out.AddOns = append(out.AddOns, addOnJSON(a))
 	}
 	return out
 }
@@ -172,8 +183,10 @@ type Charge struct {
 	Currency string `json:"currency"`
 	Reason   string `json:"reason"`
 	// TechnicianID is null for charges of no technician (renewals, add-ons).
-	TechnicianID *string   `json:"technician_id"`
-	CreatedAt    time.Time `json:"created_at"`
+	TechnicianID *string `json:"technician_id"`
+	// AddOnID names the add-on of an add_on charge (S-9); null otherwise.
+	AddOnID   *string   `json:"add_on_id"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 // ChargeList is a page of charges (api.md, "Lists").
@@ -217,6 +230,9 @@ func (h *HTTP) listCharges(w http.ResponseWriter, r *http.Request) {
 		ch := Charge{ID: c.ID, Amount: c.Amount.Amount, Currency: c.Amount.Currency, Reason: string(c.Reason), CreatedAt: c.CreatedAt.UTC()}
 		if c.TechnicianID != "" {
 			ch.TechnicianID = &c.TechnicianID
+		}
+		if c.AddOnID != "" {
+			ch.AddOnID = &c.AddOnID
 		}
 		out.Data = append(out.Data, ch)
 	}
@@ -265,6 +281,18 @@ func problemFor(err error, accountID string) error {
 		return problem.NotFound("a subscription for account " + accountID)
 	case errors.Is(err, domain.ErrInvalidQuantity):
 		return seatsInvalid()
+	case errors.Is(err, domain.ErrUnknownAddOn):
+		return problem.NotFound("the add-on (add-ons: " + strings.Join(domain.AddOnIDs(), ", ") + ")")
+	case errors.Is(err, domain.ErrAddOnNotOnSubscription):
+		return problem.NotFound("the add-on on the subscription of account " + accountID)
+	case errors.Is(err, domain.ErrInvalidAddOnPrice):
+		return problem.Invalid(priceInvalid())
+	case errors.Is(err, domain.ErrInvalidAddOnQuantity):
+		return problem.Invalid(quantityInvalid())
+	case errors.Is(err, domain.ErrInvalidInactiveDays):
+		return inactiveDaysInvalid()
+	case errors.Is(err, domain.ErrUnknownFeature):
+		return problem.NotFound("the feature")
 	}
 	return err
 }
