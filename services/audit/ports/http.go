@@ -1,11 +1,9 @@
 package ports
 
 import (
-	"encoding/base64"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -78,20 +76,13 @@ func parseFilter(r *http.Request) (app.Filter, *problem.Problem) {
 		Action:    q.Get("action"),
 		Actor:     q.Get("actor"),
 		Target:    q.Get("target"),
-		Limit:     app.DefaultLimit,
 	}
-	var errs []problem.FieldError
-	if s := q.Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > app.MaxLimit {
-			errs = append(errs, problem.FieldError{Field: "limit", Detail: "must be an integer from 1 to " + strconv.Itoa(app.MaxLimit)})
-		}
-		f.Limit = n
-	}
-	if s := q.Get("cursor"); s != "" {
-		seq, ok := DecodeCursor(s)
-		if !ok {
-			errs = append(errs, problem.FieldError{Field: "cursor", Detail: "is not a cursor returned by this list"})
+	limit, after, errs := httpx.PageParams(r, cursorPrefix)
+	f.Limit = limit
+	if after != "" {
+		seq, err := strconv.ParseInt(after, 10, 64)
+		if err != nil || seq < 1 {
+			errs = append(errs, problem.FieldError{Field: "cursor", Detail: "is not a cursor this API returned"})
 		}
 		f.After = seq
 	}
@@ -124,16 +115,12 @@ const cursorPrefix = "s1:"
 
 // EncodeCursor is the opaque cursor of the page after sequence seq.
 func EncodeCursor(seq int64) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(cursorPrefix + strconv.FormatInt(seq, 10)))
+	return httpx.EncodeCursor(cursorPrefix, strconv.FormatInt(seq, 10))
 }
 
 // DecodeCursor reads a cursor made by EncodeCursor.
 func DecodeCursor(c string) (int64, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return 0, false
-	}
-	s, ok := strings.CutPrefix(string(b), cursorPrefix)
+	s, ok := httpx.DecodeCursor(cursorPrefix, c)
 	if !ok {
 		return 0, false
 	}

@@ -4,7 +4,6 @@ package ports
 
 import (
 	"bytes"
-	"encoding/base64"
 	"io"
 	"log/slog"
 	"net/http"
@@ -220,27 +219,19 @@ func (h *HTTP) addTechnician(w http.ResponseWriter, r *http.Request) {
 	h.answer(w, r, res, err)
 }
 
-// page reads ?limit= (default 50, max 500) and ?cursor= (api.md).
+// techCursor versions the content of technician and end-user cursors.
+const techCursor = "t1:"
+
+// page reads ?limit= and ?cursor= (api.md lists).
 func page(r *http.Request) (limit int, after string, p *problem.Problem) {
-	limit = 50
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > 500 {
-			return 0, "", problem.Invalid(problem.FieldError{Field: "limit", Detail: "must be between 1 and 500"})
-		}
-		limit = n
-	}
-	if c := r.URL.Query().Get("cursor"); c != "" {
-		b, err := base64.RawURLEncoding.DecodeString(c)
-		if err != nil || len(b) < 3 || string(b[:2]) != "t:" {
-			return 0, "", problem.Invalid(problem.FieldError{Field: "cursor", Detail: "is not a cursor this API returned"})
-		}
-		after = string(b[2:])
+	limit, after, bad := httpx.PageParams(r, techCursor)
+	if len(bad) > 0 {
+		return 0, "", problem.Invalid(bad...)
 	}
 	return limit, after, nil
 }
 
-func cursor(lastID string) string { return base64.RawURLEncoding.EncodeToString([]byte("t:" + lastID)) }
+func cursor(lastID string) string { return httpx.EncodeCursor(techCursor, lastID) }
 
 func (h *HTTP) listTechnicians(w http.ResponseWriter, r *http.Request) {
 	limit, after, p := page(r)

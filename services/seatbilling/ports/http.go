@@ -1,7 +1,6 @@
 package ports
 
 import (
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -200,17 +199,10 @@ type ChargeList struct {
 // oldest first.
 func (h *HTTP) listCharges(w http.ResponseWriter, r *http.Request) {
 	acc := chi.URLParam(r, "acc")
-	q := app.ListCharges{AccountID: acc, Limit: app.DefaultLimit}
-	var bad []problem.FieldError
-	if s := r.URL.Query().Get("limit"); s != "" {
-		n, err := strconv.Atoi(s)
-		if err != nil || n < 1 || n > app.MaxLimit {
-			bad = append(bad, problem.FieldError{Field: "limit", Detail: fmt.Sprintf("must be an integer from 1 to %d", app.MaxLimit)})
-		}
-		q.Limit = n
-	}
-	if s := r.URL.Query().Get("cursor"); s != "" {
-		key, ok := DecodeChargeCursor(s)
+	limit, after, bad := httpx.PageParams(r, chargeCursorPrefix)
+	q := app.ListCharges{AccountID: acc, Limit: limit}
+	if after != "" {
+		key, ok := decodeChargeKey(after)
 		if !ok {
 			bad = append(bad, problem.FieldError{Field: "cursor", Detail: "is not a cursor this API returned"})
 		}
@@ -249,20 +241,20 @@ const chargeCursorPrefix = "c1:"
 
 // EncodeChargeCursor is the opaque cursor of the page after key.
 func EncodeChargeCursor(key app.ChargeKey) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(chargeCursorPrefix + strconv.FormatInt(key.CreatedAt.UnixMicro(), 10) + ":" + key.ID))
+	return httpx.EncodeCursor(chargeCursorPrefix, strconv.FormatInt(key.CreatedAt.UnixMicro(), 10)+":"+key.ID)
 }
 
 // DecodeChargeCursor reads a cursor made by EncodeChargeCursor.
 func DecodeChargeCursor(c string) (app.ChargeKey, bool) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err != nil {
-		return app.ChargeKey{}, false
-	}
-	rest, ok := strings.CutPrefix(string(b), chargeCursorPrefix)
+	after, ok := httpx.DecodeCursor(chargeCursorPrefix, c)
 	if !ok {
 		return app.ChargeKey{}, false
 	}
-	micros, id, ok := strings.Cut(rest, ":")
+	return decodeChargeKey(after)
+}
+
+func decodeChargeKey(after string) (app.ChargeKey, bool) {
+	micros, id, ok := strings.Cut(after, ":")
 	if !ok || id == "" {
 		return app.ChargeKey{}, false
 	}
