@@ -38,6 +38,21 @@ func (s *Store) AddAccount(ctx context.Context, tx *sql.Tx, acc domain.Account) 
 	return n == 1, nil
 }
 
+// NextCustomRole counts a custom role created in the account and returns
+// its number (1 for the first): custom role ids derive from it.
+func (s *Store) NextCustomRole(ctx context.Context, tx *sql.Tx, accountID string) (int64, error) {
+	var n int64
+	err := tx.QueryRowContext(ctx, `UPDATE accounts SET custom_roles_created = custom_roles_created + 1
+		WHERE account_id = $1 RETURNING custom_roles_created`, accountID).Scan(&n)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, fmt.Errorf("account %s: %w", accountID, domain.ErrAccountNotFound)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("count custom role of %s: %w", accountID, err)
+	}
+	return n, nil
+}
+
 // AddRole inserts a new role; a name already taken in the account (compared
 // case-insensitively) is domain.ErrDuplicateRoleName.
 func (s *Store) AddRole(ctx context.Context, tx *sql.Tx, r domain.Role) error {

@@ -21,6 +21,9 @@ type Store interface {
 	// AddAccount records acc and reports false when it was recorded before.
 	AddAccount(ctx context.Context, tx *sql.Tx, acc domain.Account) (bool, error)
 	AddRole(ctx context.Context, tx *sql.Tx, r domain.Role) error
+	// NextCustomRole counts a custom role created in the account and
+	// returns its number (1 for the first), within tx.
+	NextCustomRole(ctx context.Context, tx *sql.Tx, accountID string) (int64, error)
 	// Assign gives a technician a role, replacing the one they held.
 	Assign(ctx context.Context, tx *sql.Tx, a domain.Assignment) error
 

@@ -52,7 +52,6 @@ type CreateRole struct {
 // the permissions in the account's catalog, the sites and folders the
 // account's (domain.InvalidError names each bad field).
 func (a *App) CreateRole(ctx context.Context, cmd CreateRole, idemKey string, body []byte) (idempotency.Result, error) {
-	id := domain.NewRoleID() // outside the transaction: the same id if it is retried
 	req := idempotency.Request{Scope: cmd.AccountID + ":POST /v1/accounts/" + cmd.AccountID + "/roles", Key: idemKey, Body: body}
 	return a.write(ctx, cmd.AccountID, req, func(tx *sql.Tx) (int, any, func(*access.Index), error) {
 		p, err := a.lockForRoles(ctx, tx, cmd.AccountID)
@@ -63,7 +62,14 @@ func (a *App) CreateRole(ctx context.Context, cmd CreateRole, idemKey string, bo
 		if err != nil {
 			return 0, nil, nil, err
 		}
-		r := domain.NewCustomRole(cmd.AccountID, id, spec, a.clock())
+		// The id is derived from the account's count of custom roles, not
+		// random: a replay of the account's events gives the role the same
+		// id (docs/events.md). A retried transaction counts it again.
+		n, err := a.store.NextCustomRole(ctx, tx, cmd.AccountID)
+		if err != nil {
+			return 0, nil, nil, err
+		}
+		r := domain.NewCustomRole(cmd.AccountID, domain.RoleID(cmd.AccountID, domain.CustomRoleKey(n)), spec, a.clock())
 		if err := a.store.AddRole(ctx, tx, r); err != nil {
 			return 0, nil, nil, err
 		}

@@ -5,14 +5,14 @@
 package domain
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
-
-	"github.com/google/uuid"
 
 	"roster.dev/pkg/profile"
 )
@@ -77,12 +77,23 @@ type Assignment struct {
 	AssignedAt   time.Time
 }
 
-// NewRoleID returns a new opaque role id: "role_" and a UUIDv7 in hex, so
-// ids sort by creation time.
-func NewRoleID() string {
-	id := uuid.Must(uuid.NewV7())
-	return "role_" + strings.ReplaceAll(id.String(), "-", "")
+// RoleID returns an opaque role id, "role_" and 32 hex digits, derived from
+// the account and what names the role within it: BuiltInRoleKey or
+// CustomRoleKey. Ids are derived, never random, so that replaying the
+// account's events into an empty database gives every role the id it had
+// (docs/events.md, "Replaying rolepolicy").
+func RoleID(accountID, key string) string {
+	sum := sha256.Sum256([]byte(accountID + "\x00" + key))
+	return "role_" + hex.EncodeToString(sum[:16])
 }
+
+// BuiltInRoleKey names a built-in role within its account: its name key
+// (built-in roles are never renamed or deleted).
+func BuiltInRoleKey(name string) string { return "built-in:" + NameKey(name) }
+
+// CustomRoleKey names the n-th custom role created in its account (1 for
+// the first; deleted roles keep their number).
+func CustomRoleKey(n int64) string { return fmt.Sprintf("custom:%d", n) }
 
 // NameKey is what role names are compared by: trimmed and lower-cased, so
 // names are unique per account case-insensitively (api.md).
@@ -156,7 +167,7 @@ func BuiltInRoles(accountID string, policy profile.RolePolicy, now time.Time) ([
 			firstAdmins++
 		}
 		roles = append(roles, Role{
-			ID:                NewRoleID(),
+			ID:                RoleID(accountID, BuiltInRoleKey(name)),
 			AccountID:         accountID,
 			Name:              name,
 			BuiltIn:           true,
