@@ -273,6 +273,10 @@ func (a *App) AssignRole(ctx context.Context, cmd AssignRole, idemKey string, bo
 			a.log.InfoContext(ctx, "role assigned", "account_id", t.AccountID, "technician_id", t.ID,
 				"role_id", held.ID, "previous_role_id", change.PreviousRoleID)
 		} else if t.RequestedRoleID != s.tech.RequestedRoleID {
+			ev := &rolepolicyv1.RolePreassigned{TechnicianId: t.ID, RoleId: target.ID, RoleName: target.Name}
+			if err := a.events.Emit(ctx, tx, t.AccountID, ev); err != nil {
+				return 0, nil, nil, err
+			}
 			a.log.InfoContext(ctx, "role pre-assigned until the first login", "account_id", t.AccountID,
 				"technician_id", t.ID, "requested_role_id", t.RequestedRoleID)
 		}
