@@ -20,11 +20,6 @@ func TestCustomRolesAndAccess(t *testing.T) {
 	for _, profile := range []string{"atera-msp", "roster"} {
 		t.Run(profile, func(t *testing.T) {
 			svctest.EachBackend(t, func(t *testing.T, db string) {
-				// The real clock: identity stamps TechnicianCreated with the
-				// real time but FirstLogin and TechnicianDisabled with its
-				// clock, and rolepolicy orders status events by those times,
-				// so under fixedClock a disable looks older than the
-				// creation and is ignored.
 				h, _ := startHost(t, t.TempDir(), db)
 				c := client{t, h.URL()}
 				acc := createAccount(t, c, profile, "growth", 4)
@@ -109,6 +104,17 @@ func TestCustomRolesAndAccess(t *testing.T) {
 					t.Fatalf("add technician: %d %v", code, tech)
 				}
 				techID := tech["id"].(string)
+				if profile == "atera-msp" {
+					// R-6 (atera): no role change before the first login.
+					svctest.Eventually(t, "Beginner assigned", func() bool {
+						_, r := c.do("GET", base+"/technicians/"+techID+"/role", acc.token, nil)
+						return r["role"] == "Beginner"
+					})
+					if code, body := c.do("PUT", base+"/technicians/"+techID+"/role", acc.token, map[string]any{"role": roleID}); code != 409 ||
+						problemType(body) != problems+"first-login-required" {
+						t.Fatalf("assign before first login: %d %v", code, body)
+					}
+				}
 				logIn(t, c, acc, techID, "tess@acme.test")
 				if profile == "atera-msp" {
 					svctest.Eventually(t, "the first login in rolepolicy", func() bool {
