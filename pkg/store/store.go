@@ -241,6 +241,3 @@ var password = regexp.MustCompile(`(://[^:/@]*:)[^@]*@`)
 
 // redact hides a password in a database URL so it can be logged or shown.
 func redact(s string) string { return password.ReplaceAllString(s, "${1}***@") }
-
-// Redact is redact for callers that log the --db value.
-func Redact(s string) string { return redact(s) }
