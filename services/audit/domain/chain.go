@@ -51,6 +51,12 @@ func HashOf(r Record) (string, error) {
 func Seal(r Record, head Head) (Record, error) {
 	r.Sequence = head.Sequence + 1
 	r.PrevHash = head.Hash
+	// Data is stored canonical, so verification takes its fast path.
+	data, err := CanonicalJSON(r.Data)
+	if err != nil {
+		return Record{}, fmt.Errorf("audit: record %s: data: %w", r.ID, err)
+	}
+	r.Data = data
 	h, err := HashOf(r)
 	if err != nil {
 		return Record{}, err
@@ -70,6 +76,8 @@ type Verifier struct {
 	head     Head
 	records  int64
 	firstBad int64
+	reason   string
+	h        hasher
 }
 
 // NewVerifier starts at the beginning of accountID's chain.
@@ -89,13 +97,15 @@ func (v *Verifier) Next(r Record) bool {
 		return false
 	}
 	want := v.head.Sequence + 1
-	if r.AccountID != v.account || r.Sequence != want || r.PrevHash != v.head.Hash {
-		v.firstBad = want
-		return false
-	}
-	if h, err := HashOf(r); err != nil || h != r.Hash {
-		v.firstBad = want
-		return false
+	switch {
+	case r.AccountID != v.account:
+		return v.fail(want, fmt.Sprintf("record %d belongs to account %q", want, r.AccountID))
+	case r.Sequence != want:
+		return v.fail(want, fmt.Sprintf("record %d is missing: the next record has sequence %d", want, r.Sequence))
+	case r.PrevHash != v.head.Hash:
+		return v.fail(want, fmt.Sprintf("record %d does not link to record %d: its prev_hash is not that record's hash", want, want-1))
+	case !v.h.matches(r, r.Hash):
+		return v.fail(want, fmt.Sprintf("record %d was changed: its hash does not match its content", want))
 	}
 	v.head = Head{Sequence: r.Sequence, Hash: r.Hash}
 	return true
@@ -109,14 +119,44 @@ func (v *Verifier) End(head Head) bool {
 	}
 	switch {
 	case v.head.Sequence < head.Sequence:
-		v.firstBad = v.head.Sequence + 1
+		v.fail(v.head.Sequence+1, fmt.Sprintf("records %d to %d are missing", v.head.Sequence+1, head.Sequence))
 	case v.head.Sequence > head.Sequence:
-		v.firstBad = head.Sequence + 1
+		v.fail(head.Sequence+1, fmt.Sprintf("record %d is past the chain's recorded end (%d)", head.Sequence+1, head.Sequence))
 	case v.head.Hash != head.Hash:
-		v.firstBad = head.Sequence
+		v.fail(head.Sequence, fmt.Sprintf("record %d is not the chain's recorded end", head.Sequence))
 	}
 	return v.firstBad == 0
 }
+
+// Checkpoint checks that the chain, verified up to c.Sequence, ends with the
+// hash c signed; call it right after Next gave record c.Sequence. A
+// chain rewritten with fresh hashes links up and hashes right, but no longer
+// matches the checkpoints signed before: the first bad sequence is then the
+// record after the previous checkpoint that matched, the earliest record
+// that can have been rewritten.
+func (v *Verifier) Checkpoint(c Checkpoint, lastGood int64) bool {
+	if v.firstBad != 0 {
+		return false
+	}
+	if v.head.Sequence != c.Sequence || v.head.Hash != c.Hash {
+		return v.fail(lastGood+1, fmt.Sprintf("records %d to %d were rewritten: record %d does not match the checkpoint signed at %s",
+			lastGood+1, c.Sequence, c.Sequence, c.Time.Format("2006-01-02T15:04:05Z07:00")))
+	}
+	return true
+}
+
+// Fail marks the chain bad at seq for reason, unless it already is.
+func (v *Verifier) Fail(seq int64, reason string) { v.fail(seq, reason) }
+
+func (v *Verifier) fail(seq int64, reason string) bool {
+	if v.firstBad == 0 {
+		v.firstBad, v.reason = seq, reason
+	}
+	return false
+}
+
+// Reason says why the chain is bad; empty while it is intact.
+func (v *Verifier) Reason() string { return v.reason }
 
 // Records is how many records Next was given.
 func (v *Verifier) Records() int64 { return v.records }
