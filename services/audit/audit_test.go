@@ -375,7 +375,7 @@ func testEndToEnd(t *testing.T, dbURL string) {
 		"/v1/accounts/acc_a/audit?limit=0":                             http.StatusUnprocessableEntity,
 		"/v1/accounts/acc_a/audit?cursor=bm9wZQ":                       http.StatusUnprocessableEntity,
 		"/v1/accounts/acc_a/audit?since=yesterday":                     http.StatusUnprocessableEntity,
-		"/v1/accounts/acc_a/audit?format=csv":                          http.StatusUnprocessableEntity,
+		"/v1/accounts/acc_a/audit?format=xml":                          http.StatusUnprocessableEntity,
 		"/v1/accounts/acc_a/audit?action=technician.created&limit=500": http.StatusOK,
 	} {
 		if got := w.get(t, path, operatorToken, nil); got != status {

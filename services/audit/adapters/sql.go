@@ -30,15 +30,16 @@ var (
 // second append to the same account waits here until the first commits and
 // then reads its head. SQLite transactions take the database's write lock
 // at BEGIN (store: _txlock=immediate), which serialises appends already.
-func (s Store) LockHead(ctx context.Context, tx *sql.Tx, accountID string) (domain.Head, error) {
+func (s Store) LockHead(ctx context.Context, tx *sql.Tx, accountID string) (domain.Head, int64, error) {
 	var h domain.Head
+	var signed int64
 	err := tx.QueryRowContext(ctx, `INSERT INTO audit_heads (account_id, sequence, hash) VALUES ($1, 0, '')
 		ON CONFLICT (account_id) DO UPDATE SET sequence = audit_heads.sequence
-		RETURNING sequence, hash`, accountID).Scan(&h.Sequence, &h.Hash)
+		RETURNING sequence, hash, checkpoint_sequence`, accountID).Scan(&h.Sequence, &h.Hash, &signed)
 	if err != nil {
-		return domain.Head{}, fmt.Errorf("lock audit head of %s: %w", accountID, err)
+		return domain.Head{}, 0, fmt.Errorf("lock audit head of %s: %w", accountID, err)
 	}
-	return h, nil
+	return h, signed, nil
 }
 
 // Has reports whether the record id exists.
@@ -99,6 +100,9 @@ func (s Store) List(ctx context.Context, f app.Filter) ([]domain.Record, error) 
 	add := func(cond string, arg any) {
 		args = append(args, arg)
 		where = append(where, strings.ReplaceAll(cond, "?", "$"+strconv.Itoa(len(args))))
+	}
+	if f.UpTo > 0 {
+		add("sequence <= ?", f.UpTo)
 	}
 	if f.Action != "" {
 		add("action = ?", f.Action)
