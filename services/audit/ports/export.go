@@ -271,4 +271,3 @@ func (h *HTTP) streamConn() (*nats.Conn, error) {
 	})
 	return h.conn, h.connErr
 }
-
