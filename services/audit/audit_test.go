@@ -45,7 +45,12 @@ type world struct {
 
 func newWorld(t *testing.T, dbURL string) *world {
 	t.Helper()
-	s := audit.New()
+	return newWorldWith(t, dbURL, audit.Options{})
+}
+
+func newWorldWith(t *testing.T, dbURL string, o audit.Options) *world {
+	t.Helper()
+	s := audit.NewWith(o)
 	if s.Name() != "audit" {
 		t.Fatalf("Name() = %q", s.Name())
 	}
