@@ -2,9 +2,9 @@ package audit_test
 
 import (
 	"bufio"
-	"crypto/ed25519"
 	"bytes"
 	"context"
+	"crypto/ed25519"
 	"database/sql"
 	"encoding/csv"
 	"encoding/json"
