@@ -1,6 +1,7 @@
 package eventbus
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,6 +43,9 @@ type StreamOptions struct {
 	// AuditMaxAge is the retention of the public audit stream; zero
 	// keeps records until the stream's limits say otherwise.
 	AuditMaxAge time.Duration
+	// AuditMaxBytes caps the public audit stream's size; the oldest records
+	// go first. Zero: no cap.
+	AuditMaxBytes int64
 }
 
 // EnsureStreams creates or updates every Roster stream.
@@ -72,6 +76,8 @@ func EnsureStreams(js nats.JetStreamManager, o StreamOptions) error {
 			Subjects:    []string{AuditSubjectPrefix + ">"},
 			Retention:   nats.LimitsPolicy,
 			MaxAge:      o.AuditMaxAge,
+			MaxBytes:    cmp.Or(o.AuditMaxBytes, -1),
+			Discard:     nats.DiscardOld,
 			Storage:     nats.FileStorage,
 			Replicas:    o.Replicas,
 			Duplicates:  o.DuplicateWindow,

@@ -41,6 +41,10 @@ type Config struct {
 	OperatorToken string
 	// StreamReplicas is the replica count of the streams this host creates.
 	StreamReplicas int
+	// AuditMaxAge and AuditMaxBytes are the public audit stream's retention
+	// zero keeps everything.
+	AuditMaxAge   time.Duration
+	AuditMaxBytes int64
 	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
 	NATSSyncInterval time.Duration
 	Log              *slog.Logger
@@ -121,7 +125,8 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	}
 	js, err := admin.JetStream()
 	if err == nil {
-		err = eventbus.EnsureStreams(js, eventbus.StreamOptions{Replicas: cfg.StreamReplicas})
+		err = eventbus.EnsureStreams(js, eventbus.StreamOptions{Replicas: cfg.StreamReplicas,
+			AuditMaxAge: cfg.AuditMaxAge, AuditMaxBytes: cfg.AuditMaxBytes})
 	}
 	admin.Close()
 	if err != nil {

@@ -115,3 +115,6 @@ func VerifyExport(r io.Reader, keys []domain.PublicKey) (OfflineResult, error) {
 	res.Verification = check.End(nil)
 	return res, nil
 }
+
+// PublicKey is a checkpoint verification key.
+type PublicKey = domain.PublicKey

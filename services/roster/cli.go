@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -25,9 +26,19 @@ import (
 	"roster.dev/services/seatbilling"
 )
 
-// Services returns a fresh instance of every service, in start order.
+// Services returns a fresh instance of every service, in start order, with
+// their default options.
 func Services() []svc.Service {
 	return []svc.Service{identity.New(), seatbilling.New(), rolepolicy.New(), audit.New()}
+}
+
+// ServicesFor returns every service configured by cfg.
+func ServicesFor(cfg Config) []svc.Service {
+	key := cfg.AuditSigningKey
+	if key == "" {
+		key = filepath.Join(cfg.Data, "audit-signing.key")
+	}
+	return []svc.Service{identity.New(), seatbilling.New(), rolepolicy.New(), audit.NewWith(audit.Options{SigningKeyFile: key})}
 }
 
 // NewCommand is the `roster` command.
@@ -44,6 +55,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(adminCommands(stdout)...)
 	root.AddCommand(rolesCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
+	root.AddCommand(auditCommands(stdout)...)
 	return root
 }
 
@@ -60,7 +72,7 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 			if err := cfg.validate(); err != nil {
 				return err
 			}
-			services := Services()
+			services := ServicesFor(cfg)
 			if len(args) == 1 {
 				var one []svc.Service
 				for _, s := range services {
@@ -112,6 +124,7 @@ func Serve(ctx context.Context, cfg Config, services []svc.Service, stdout, stde
 	host, err := svc.Start(ctx, svc.Config{
 		DataDir: cfg.Data, HTTP: cfg.HTTP, NATSListen: natsListen, NATSURL: cfg.NATSURL,
 		DB: cfg.DB, OperatorToken: token, Log: log, Mail: cfg.Mail, PublicURL: cfg.PublicURL,
+		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes,
 	}, services...)
 	if err != nil {
 		return err

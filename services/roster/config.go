@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -32,6 +33,10 @@ type Config struct {
 	PublicURL  string
 	LogFormat  string
 	LogLevel   string
+	// The audit service.
+	AuditSigningKey string
+	AuditRetention  time.Duration
+	AuditMaxBytes   int64
 }
 
 func (c *Config) bind(fs *pflag.FlagSet) {
@@ -44,6 +49,9 @@ func (c *Config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", "", "base URL of the links in mails (default: the HTTP server's address)")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "log format: text or json")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", "", "PEM file of the Ed25519 key that signs audit checkpoints, created when missing (default <data>/audit-signing.key); every audit process of an installation needs the same file")
+	fs.DurationVar(&c.AuditRetention, "audit-retention", 30*24*time.Hour, "how long the public audit stream keeps records (0: forever); the audit log itself keeps everything")
+	fs.Int64Var(&c.AuditMaxBytes, "audit-max-bytes", 0, "size cap of the public audit stream in bytes, oldest records dropped first (0: none)")
 }
 
 // applyEnv fills every flag not given on the command line from
@@ -72,6 +80,9 @@ func (c *Config) validate() error {
 	}
 	if c.Data == "" {
 		return errors.New("--data must not be empty")
+	}
+	if c.AuditRetention < 0 || c.AuditMaxBytes < 0 {
+		return errors.New("--audit-retention and --audit-max-bytes must not be negative")
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return errors.New("--db must be empty (SQLite) or a postgres:// URL")
