@@ -45,6 +45,9 @@ type Config struct {
 	// zero keeps everything.
 	AuditMaxAge   time.Duration
 	AuditMaxBytes int64
+	// AckWait is how long an event delivered to a consumer that died stays
+	// with it before JetStream redelivers it (0: eventbus's default).
+	AckWait time.Duration
 	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
 	NATSSyncInterval time.Duration
 	Log              *slog.Logger
@@ -181,7 +184,7 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 		if err := idempotency.Init(ctx, db); err != nil {
 			return nil, err
 		}
-		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now})
+		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now, AckWait: cfg.AckWait})
 		if err != nil {
 			return nil, err
 		}

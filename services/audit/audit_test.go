@@ -29,7 +29,12 @@ import (
 	"roster.dev/services/audit/domain"
 )
 
-func TestMain(m *testing.M) { os.Exit(pgtest.Run(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv(childEnv) != "" {
+		os.Exit(runChild())
+	}
+	os.Exit(pgtest.Run(m))
+}
 
 const operatorToken = "test-operator-token"
 
