@@ -28,6 +28,8 @@ func signedEnv(t *testing.T, dbURL string, every int64) (*env, *time.Time) {
 	st := adapters.Store{DB: e.db}
 	e.app.Checkpoints, e.app.Signer, e.app.InTx = st, domain.NewSigner(key), e.db.InTx
 	e.app.Policy = app.CheckpointPolicy{Every: every, Interval: time.Minute}
+	// Chains of a few records are verified in parts, as a long one is.
+	e.app.VerifyParts, e.app.MinVerifyPart = 3, 4
 	e.app.Now = func() time.Time { return now }
 	if err := st.AddKey(context.Background(), e.app.Signer.PublicKey(), now); err != nil {
 		t.Fatal(err)
@@ -186,5 +188,46 @@ func TestCheckpointsCatchWhatTheChainCannot(t *testing.T) {
 		e.exec(t, `UPDATE audit_checkpoints SET key_id = $1, signature = $2 WHERE account_id = $3 AND sequence = 10`,
 			forged.KeyID, forged.Signature, "acc_key")
 		expect("acc_key", 6, "unknown key")
+	})
+}
+
+func mustSigningKey() ed25519.PrivateKey {
+	_, k, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		panic(err)
+	}
+	return k
+}
+
+// A chain verified in parts (after signed checkpoints, at once) reports
+// what one pass would: the first bad record whichever part holds it,
+// including a part's boundary record gone missing.
+func TestVerifyInPartsFindsTheFirstBadRecord(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		e, _ := signedEnv(t, dbURL, 5)
+		for _, acc := range []string{"acc_two", "acc_edge", "acc_tail"} {
+			for i := range 30 {
+				e.record(t, entry(acc, i))
+			}
+			if v := e.verify(t, acc); !v.OK || v.Records != 30 || v.Checkpoints != 6 || v.SignedThrough != 30 {
+				t.Fatalf("%s: %+v", acc, v)
+			}
+		}
+		expect := func(acc string, bad int64) {
+			t.Helper()
+			v := e.verify(t, acc)
+			if v.OK || v.FirstBadSequence == nil || *v.FirstBadSequence != bad {
+				t.Errorf("%s: verify = %+v, want first bad %d", acc, v, bad)
+			}
+		}
+		// Bad records in the first and the last part: the first one wins.
+		e.exec(t, `UPDATE audit_records SET correlation_id = 'x' WHERE account_id = 'acc_two' AND sequence IN (3, 27)`)
+		expect("acc_two", 3)
+		// The record a later part starts from (a checkpoint's) is gone.
+		e.exec(t, `DELETE FROM audit_records WHERE account_id = 'acc_edge' AND sequence = 10`)
+		expect("acc_edge", 10)
+		// Only the last part is bad.
+		e.exec(t, `UPDATE audit_records SET action = 'x' WHERE account_id = 'acc_tail' AND sequence = 29`)
+		expect("acc_tail", 29)
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"encoding/base64"
+	"errors"
 	"fmt"
 	"time"
 
@@ -54,6 +55,23 @@ func (s Store) ListCheckpoints(ctx context.Context, accountID string, after, upT
 		return nil, fmt.Errorf("list checkpoints of %s: %w", accountID, err)
 	}
 	return out, nil
+}
+
+// CheckpointAtOrBefore is the account's last checkpoint at or before seq.
+func (s Store) CheckpointAtOrBefore(ctx context.Context, accountID string, seq int64) (domain.Checkpoint, bool, error) {
+	var c domain.Checkpoint
+	var at string
+	err := s.DB.QueryRowContext(ctx, `SELECT account_id, sequence, hash, time, key_id, signature FROM audit_checkpoints
+		WHERE account_id = $1 AND sequence <= $2 ORDER BY sequence DESC LIMIT 1`, accountID, seq).
+		Scan(&c.AccountID, &c.Sequence, &c.Hash, &at, &c.KeyID, &c.Signature)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Checkpoint{}, false, nil
+	}
+	if err != nil {
+		return domain.Checkpoint{}, false, fmt.Errorf("read checkpoint of %s: %w", accountID, err)
+	}
+	c.Time, _ = store.ParseTime(at)
+	return c, true, nil
 }
 
 // Unsigned lists accounts with records after their last checkpoint, which

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -144,13 +145,21 @@ func (s Store) List(ctx context.Context, f app.Filter) ([]domain.Record, error) 
 // Scan calls fn with every record of the account, in sequence order,
 // without holding them all in memory.
 func (s Store) Scan(ctx context.Context, accountID string, fn func(domain.Record) error) error {
-	rows, err := s.DB.QueryContext(ctx, `SELECT `+recordColumns+` FROM audit_records WHERE account_id = $1 ORDER BY sequence`, accountID)
+	return s.ScanRange(ctx, accountID, 1, math.MaxInt64, fn)
+}
+
+// ScanRange calls fn with the account's records from sequence `from` to
+// `to`, in order. Verification reads every record this way; a record's data
+// is passed as stored, even when it is not JSON (its hash then fails).
+func (s Store) ScanRange(ctx context.Context, accountID string, from, to int64, fn func(domain.Record) error) error {
+	rows, err := s.DB.QueryContext(ctx, `SELECT `+recordColumns+` FROM audit_records
+		WHERE account_id = $1 AND sequence >= $2 AND sequence <= $3 ORDER BY sequence`, accountID, from, to)
 	if err != nil {
 		return fmt.Errorf("scan audit records of %s: %w", accountID, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		r, err := scanRecord(rows)
+		r, err := scanRaw(rows)
 		if err != nil {
 			return err
 		}
@@ -164,22 +173,57 @@ func (s Store) Scan(ctx context.Context, accountID string, fn func(domain.Record
 	return nil
 }
 
+// RecordHash is the stored hash of one record; ok is false when there is no
+// such record.
+func (s Store) RecordHash(ctx context.Context, accountID string, seq int64) (string, bool, error) {
+	var h string
+	err := s.DB.QueryRowContext(ctx, `SELECT hash FROM audit_records WHERE account_id = $1 AND sequence = $2`, accountID, seq).Scan(&h)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read audit record %s #%d: %w", accountID, seq, err)
+	}
+	return h, true, nil
+}
+
+// LastSequence is the highest sequence stored for the account, 0 for none.
+func (s Store) LastSequence(ctx context.Context, accountID string) (int64, error) {
+	var n sql.NullInt64
+	if err := s.DB.QueryRowContext(ctx, `SELECT MAX(sequence) FROM audit_records WHERE account_id = $1`, accountID).Scan(&n); err != nil {
+		return 0, fmt.Errorf("read audit records of %s: %w", accountID, err)
+	}
+	return n.Int64, nil
+}
+
 func scanRecord(rows *sql.Rows) (domain.Record, error) {
+	r, err := scanRaw(rows)
+	if err != nil {
+		return domain.Record{}, err
+	}
+	data := string(r.Data)
+	// A row whose data was overwritten with something that is not JSON
+	// (tampering, corruption) is still listed — its data as a JSON string —
+	// and fails verification, instead of failing the read.
+	if !json.Valid(r.Data) {
+		quoted, _ := json.Marshal(data)
+		r.Data = quoted
+	}
+	return r, nil
+}
+
+// scanRaw reads a row as stored; an unreadable time becomes the zero time,
+// which fails verification.
+func scanRaw(rows *sql.Rows) (domain.Record, error) {
 	var r domain.Record
-	var at, data string
+	var at string
+	var data []byte
 	err := rows.Scan(&r.AccountID, &r.Sequence, &r.ID, &r.Action, &r.Actor.Type, &r.Actor.ID, &r.Target.Type, &r.Target.ID,
 		&at, &r.CorrelationID, &data, &r.SourceAddress, &r.PrevHash, &r.Hash)
 	if err != nil {
 		return domain.Record{}, fmt.Errorf("read audit record: %w", err)
 	}
-	// A row whose time or data was overwritten with something unreadable
-	// (tampering, corruption) is still listed — with a zero time, its data as
-	// a JSON string — and fails verification, instead of failing the read.
 	r.Time, _ = store.ParseTime(at)
-	r.Data = json.RawMessage(data)
-	if !json.Valid(r.Data) {
-		quoted, _ := json.Marshal(data)
-		r.Data = quoted
-	}
+	r.Data = data
 	return r, nil
 }

@@ -8,7 +8,10 @@ import (
 	"database/sql"
 	"fmt"
 	"math"
+	"runtime"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"roster.dev/services/audit/domain"
 )
@@ -37,8 +40,13 @@ type Records interface {
 	List(ctx context.Context, f Filter) ([]domain.Record, error)
 	// Head is the account's head; the zero Head when it has no record.
 	Head(ctx context.Context, accountID string) (domain.Head, error)
-	// Scan calls fn with each of the account's records in sequence order.
-	Scan(ctx context.Context, accountID string, fn func(domain.Record) error) error
+	// ScanRange calls fn with the account's records from sequence `from` to
+	// `to`, in order.
+	ScanRange(ctx context.Context, accountID string, from, to int64, fn func(domain.Record) error) error
+	// RecordHash is the stored hash of record seq; ok false when missing.
+	RecordHash(ctx context.Context, accountID string, seq int64) (hash string, ok bool, err error)
+	// LastSequence is the highest stored sequence, 0 for none.
+	LastSequence(ctx context.Context, accountID string) (int64, error)
 }
 
 // App is the audit service's use cases.
@@ -53,6 +61,10 @@ type App struct {
 	// InTx runs fn in a transaction of the audit's database.
 	InTx func(ctx context.Context, fn func(*sql.Tx) error) error
 	Now  func() time.Time
+	// VerifyParts is how many parts of a long chain Verify checks at once
+	// (default: one per core), each at least MinVerifyPart records (default
+	// 50,000).
+	VerifyParts, MinVerifyPart int64
 }
 
 // Record appends the record of one event to its account's chain and queues
@@ -181,6 +193,12 @@ func NewChainCheck(accountID string, keys []domain.PublicKey) *ChainCheck {
 	return &ChainCheck{v: domain.NewVerifier(accountID), keys: keys}
 }
 
+// resumeChainCheck starts after from, a record that a signed checkpoint
+// covers (or the start of the chain), whose stored hash is from.Hash.
+func resumeChainCheck(accountID string, keys []domain.PublicKey, from domain.Head) *ChainCheck {
+	return &ChainCheck{v: domain.ResumeVerifier(accountID, from), keys: keys, lastGood: from.Sequence}
+}
+
 // Record checks the next record, then the queued checkpoint of its
 // sequence.
 func (c *ChainCheck) Record(r domain.Record) {
@@ -251,10 +269,15 @@ func (c *ChainCheck) End(head *domain.Head) Verification {
 // signed checkpoint on the way, and compares its end with the head recorded
 // at append time (A-2).
 //
+// A long chain is checked in parts at once, each starting right after a
+// signed checkpoint from the stored hash of that checkpoint's record — the
+// part before checks that hash — so the parts together check exactly what
+// one pass would, and the first bad sequence is the same.
+//
 // It takes no lock, so appends go on meanwhile: the head is read first and
 // the records up to it are checked against it; a record past that head is
 // an append that committed since — or a record forged past the end of the
-// chain, which a head read after the scan tells apart.
+// chain, which a head read afterwards tells apart.
 func (a *App) Verify(ctx context.Context, accountID string) (Verification, error) {
 	fail := func(err error) (Verification, error) {
 		return Verification{}, fmt.Errorf("verify %s: %w", accountID, err)
@@ -267,14 +290,123 @@ func (a *App) Verify(ctx context.Context, accountID string) (Verification, error
 	if err != nil {
 		return fail(err)
 	}
-	check := NewChainCheck(accountID, keys)
-	cps := &checkpointCursor{app: a, accountID: accountID, upTo: before.Sequence}
-	var beyond int64
-	err = a.Records.Scan(ctx, accountID, func(r domain.Record) error {
-		if r.Sequence > before.Sequence {
-			beyond = r.Sequence
-			return nil
+	starts, err := a.partStarts(ctx, accountID, before.Sequence)
+	if err != nil {
+		return fail(err)
+	}
+	parts := make([]Verification, len(starts))
+	g, gctx := errgroup.WithContext(ctx)
+	for i, from := range starts {
+		to := before.Sequence
+		if i+1 < len(starts) {
+			to = starts[i+1] - 1
 		}
+		g.Go(func() error {
+			v, err := a.verifyPart(gctx, accountID, keys, from, to, before)
+			parts[i] = v
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return fail(err)
+	}
+	res := Verification{OK: true}
+	for _, p := range parts {
+		res.Records += p.Records
+		res.Checkpoints += p.Checkpoints
+		if !p.OK && res.OK {
+			res.OK, res.FirstBadSequence, res.Reason = false, p.FirstBadSequence, p.Reason
+		}
+		res.SignedThrough = max(res.SignedThrough, p.SignedThrough)
+	}
+	if !res.OK {
+		res.SignedThrough = 0
+		for _, p := range parts {
+			if p.OK {
+				res.SignedThrough = p.SignedThrough
+				continue
+			}
+			if p.SignedThrough < *res.FirstBadSequence {
+				res.SignedThrough = max(res.SignedThrough, p.SignedThrough)
+			}
+			break
+		}
+	}
+
+	// A record or a checkpoint past the head read first is one appended
+	// since — or one left behind when records were cut from the end and the
+	// head moved back, which a head read now tells apart.
+	last, err := a.Records.LastSequence(ctx, accountID)
+	if err != nil {
+		return fail(err)
+	}
+	var late []domain.Checkpoint
+	if a.Checkpoints != nil {
+		if late, err = a.Checkpoints.ListCheckpoints(ctx, accountID, before.Sequence, math.MaxInt64, 1); err != nil {
+			return fail(err)
+		}
+	}
+	if last > before.Sequence || len(late) > 0 {
+		after, err := a.Records.Head(ctx, accountID)
+		if err != nil {
+			return fail(err)
+		}
+		bad := after.Sequence + 1
+		earlier := res.OK || bad < *res.FirstBadSequence
+		switch {
+		case last > after.Sequence && earlier:
+			res.OK, res.FirstBadSequence = false, &bad
+			res.Reason = fmt.Sprintf("record %d is past the chain's recorded end (%d)", last, after.Sequence)
+		case len(late) > 0 && late[0].Sequence > after.Sequence && earlier:
+			res.OK, res.FirstBadSequence = false, &bad
+			res.Reason = fmt.Sprintf("the chain ends at record %d but a checkpoint was signed at record %d: records were removed from the end",
+				after.Sequence, late[0].Sequence)
+		}
+	}
+	return res, nil
+}
+
+// partStarts are the first sequences of the parts Verify checks at once:
+// 1, then one record past a signed checkpoint near each share of the chain.
+func (a *App) partStarts(ctx context.Context, accountID string, n int64) ([]int64, error) {
+	starts := []int64{1}
+	parts, minPart := a.VerifyParts, a.MinVerifyPart
+	if parts <= 0 {
+		parts = int64(runtime.GOMAXPROCS(0))
+	}
+	if minPart <= 0 {
+		minPart = 50_000
+	}
+	if a.Checkpoints == nil || parts < 2 || n < 2*minPart {
+		return starts, nil
+	}
+	for i := int64(1); i < parts; i++ {
+		cp, ok, err := a.Checkpoints.CheckpointAtOrBefore(ctx, accountID, n*i/parts)
+		if err != nil {
+			return nil, err
+		}
+		if ok && cp.Sequence+1 > starts[len(starts)-1]+minPart/2 {
+			starts = append(starts, cp.Sequence+1)
+		}
+	}
+	return starts, nil
+}
+
+// verifyPart checks records from..to: from the start of the chain when from
+// is 1, else from the stored hash of record from-1, which a checkpoint
+// covers; the last part also checks the chain ends at head.
+func (a *App) verifyPart(ctx context.Context, accountID string, keys []domain.PublicKey, from, to int64, head domain.Head) (Verification, error) {
+	start := domain.Head{}
+	if from > 1 {
+		h, _, err := a.Records.RecordHash(ctx, accountID, from-1)
+		if err != nil {
+			return Verification{}, err
+		}
+		start = domain.Head{Sequence: from - 1, Hash: h}
+	}
+	check := resumeChainCheck(accountID, keys, start)
+	cps := &checkpointCursor{app: a, accountID: accountID, after: from - 1, upTo: to}
+	err := a.Records.ScanRange(ctx, accountID, from, to, func(r domain.Record) error {
 		for len(check.pending) == 0 || check.pending[len(check.pending)-1].Sequence < r.Sequence {
 			cp, ok, err := cps.next(ctx)
 			if err != nil {
@@ -289,48 +421,25 @@ func (a *App) Verify(ctx context.Context, accountID string) (Verification, error
 		return nil
 	})
 	if err != nil {
-		return fail(err)
+		return Verification{}, err
 	}
 	for {
 		cp, ok, err := cps.next(ctx)
 		if err != nil {
-			return fail(err)
+			return Verification{}, err
 		}
 		if !ok {
 			break
 		}
 		check.Checkpoint(cp)
 	}
-	res := check.End(&before)
-	// A checkpoint past the head read first is one signed since — or one
-	// left behind when records were cut from the end and the head moved
-	// back, which a head read now tells apart.
-	var late []domain.Checkpoint
-	if a.Checkpoints != nil {
-		if late, err = a.Checkpoints.ListCheckpoints(ctx, accountID, before.Sequence, math.MaxInt64, 1); err != nil {
-			return fail(err)
-		}
+	if to == head.Sequence {
+		return check.End(&head), nil
 	}
-	if beyond > 0 || len(late) > 0 {
-		after, err := a.Records.Head(ctx, accountID)
-		if err != nil {
-			return fail(err)
-		}
-		if len(late) > 0 && late[0].Sequence > after.Sequence && (res.OK || after.Sequence+1 < *res.FirstBadSequence) {
-			bad := after.Sequence + 1
-			res.OK, res.FirstBadSequence = false, &bad
-			res.Reason = fmt.Sprintf("the chain ends at record %d but a checkpoint was signed at record %d: records were removed from the end",
-				after.Sequence, late[0].Sequence)
-		}
-		// An append commits its record and the head together, so a record
-		// the scan saw is covered by any head read after it.
-		if beyond > after.Sequence && (res.OK || after.Sequence+1 < *res.FirstBadSequence) {
-			bad := after.Sequence + 1
-			res.OK, res.FirstBadSequence = false, &bad
-			res.Reason = fmt.Sprintf("record %d is past the chain's recorded end (%d)", beyond, after.Sequence)
-		}
+	if got := check.v.Head().Sequence; got < to {
+		check.v.Fail(got+1, fmt.Sprintf("record %d is missing", got+1))
 	}
-	return res, nil
+	return check.End(nil), nil
 }
 
 func (a *App) publicKeys(ctx context.Context) ([]domain.PublicKey, error) {

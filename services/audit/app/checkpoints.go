@@ -29,6 +29,9 @@ type Checkpoints interface {
 	// ListCheckpoints returns the account's checkpoints with a sequence in
 	// (after, upTo], in order, at most limit.
 	ListCheckpoints(ctx context.Context, accountID string, after, upTo int64, limit int) ([]domain.Checkpoint, error)
+	// CheckpointAtOrBefore is the account's last checkpoint at or before
+	// sequence seq; ok false when there is none.
+	CheckpointAtOrBefore(ctx context.Context, accountID string, seq int64) (domain.Checkpoint, bool, error)
 	// Unsigned lists accounts with records after their last checkpoint and
 	// no checkpoint since before.
 	Unsigned(ctx context.Context, before time.Time, limit int) ([]string, error)

@@ -65,3 +65,18 @@ func TestHasherFallsBackToTheDefinition(t *testing.T) {
 		t.Fatal("changed data matches")
 	}
 }
+
+// Seal's hash is the definition's (HashOf), not only the fast path's.
+func TestSealHashIsTheDefinition(t *testing.T) {
+	head := Head{}
+	for i := range 50 {
+		r, err := Seal(benchRecord(i), head)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h, err := HashOf(r); err != nil || h != r.Hash {
+			t.Fatalf("record %d: sealed hash %s, definition %s (%v)", i, r.Hash, h, err)
+		}
+		head = Head{Sequence: r.Sequence, Hash: r.Hash}
+	}
+}
