@@ -29,7 +29,7 @@ type env struct {
 	outbox *outbox.Outbox
 }
 
-func newEnv(t *testing.T, dbURL string) *env {
+func newEnv(t testing.TB, dbURL string) *env {
 	t.Helper()
 	ctx := context.Background()
 	db := svctest.OpenDB(t, dbURL, t.TempDir(), "audit")
