@@ -59,16 +59,23 @@ func (s Store) Has(ctx context.Context, tx *sql.Tx, recordID string) (bool, erro
 // Append inserts r and moves its account's head to it, in tx, which must
 // hold the head (LockHead).
 func (s Store) Append(ctx context.Context, tx *sql.Tx, r domain.Record) error {
+	// time_hwm (migration 0003): the head's, moved on by this record's time.
+	at := store.Time(r.Time)
+	var hwm string
+	if err := tx.QueryRowContext(ctx, `SELECT time_hwm FROM audit_heads WHERE account_id = $1`, r.AccountID).Scan(&hwm); err != nil {
+		return fmt.Errorf("append audit record %s #%d: %w", r.AccountID, r.Sequence, err)
+	}
+	hwm = max(hwm, at)
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit_records (account_id, sequence, id, action, actor_type, actor_id,
-			target_type, target_id, time, correlation_id, data, source_address, prev_hash, hash)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			target_type, target_id, time, correlation_id, data, source_address, prev_hash, hash, time_hwm)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 		r.AccountID, r.Sequence, r.ID, r.Action, r.Actor.Type, r.Actor.ID, r.Target.Type, r.Target.ID,
-		store.Time(r.Time), r.CorrelationID, string(r.Data), r.SourceAddress, r.PrevHash, r.Hash)
+		at, r.CorrelationID, string(r.Data), r.SourceAddress, r.PrevHash, r.Hash, hwm)
 	if err != nil {
 		return fmt.Errorf("append audit record %s #%d: %w", r.AccountID, r.Sequence, err)
 	}
-	res, err := tx.ExecContext(ctx, `UPDATE audit_heads SET sequence = $2, hash = $3 WHERE account_id = $1 AND sequence = $4`,
-		r.AccountID, r.Sequence, r.Hash, r.Sequence-1)
+	res, err := tx.ExecContext(ctx, `UPDATE audit_heads SET sequence = $2, hash = $3, time_hwm = $5 WHERE account_id = $1 AND sequence = $4`,
+		r.AccountID, r.Sequence, r.Hash, r.Sequence-1, hwm)
 	if err != nil {
 		return fmt.Errorf("move audit head of %s: %w", r.AccountID, err)
 	}
@@ -115,7 +122,12 @@ func (s Store) List(ctx context.Context, f app.Filter) ([]domain.Record, error) 
 		add("target_id = ?", f.Target)
 	}
 	if !f.Since.IsZero() {
-		add("time >= ?", store.Time(f.Since))
+		since := store.Time(f.Since)
+		add("time >= ?", since)
+		// No record before the first whose time_hwm reaches since has a
+		// time that late: start there, not at record 1.
+		add(`sequence >= COALESCE((SELECT h.sequence FROM audit_records h WHERE h.account_id = $1 AND h.time_hwm >= ?
+			ORDER BY h.time_hwm, h.sequence LIMIT 1), 9223372036854775807)`, since)
 	}
 	if !f.Until.IsZero() {
 		add("time < ?", store.Time(f.Until))
