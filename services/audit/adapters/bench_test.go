@@ -154,6 +154,10 @@ func BenchmarkAudit1MQuery(b *testing.B) {
 			since := t0.Add(time.Duration(r.IntN(364)) * 24 * time.Hour)
 			return app.Filter{Since: since, Until: since.Add(24 * time.Hour), Action: benchActions[r.IntN(len(benchActions))]}
 		},
+		"hour+action (sparse)": func(r *rand.Rand) app.Filter {
+			since := t0.Add(time.Duration(r.IntN(364*24)) * time.Hour)
+			return app.Filter{Since: since, Until: since.Add(time.Hour), Action: benchActions[r.IntN(len(benchActions))]}
+		},
 		"actor+cursor": func(r *rand.Rand) app.Filter {
 			return app.Filter{Actor: fmt.Sprintf("tech_%06d", r.IntN(1000)), After: r.Int64N(n)}
 		},
