@@ -44,6 +44,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(adminCommands(stdout)...)
 	root.AddCommand(rolesCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
+	root.AddCommand(securityCommands(stdout)...) // issue 7: security_cli.go
 	return root
 }
 

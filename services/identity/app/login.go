@@ -48,6 +48,9 @@ type CredentialStore interface {
 type Credentials struct {
 	*App
 	Creds CredentialStore
+	// Security keeps the account policies and lockout counters (L-2 …
+	// L-4; app/lockout.go).
+	Security SecurityStore
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).
@@ -139,6 +142,14 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return LoggedIn{}, err
 	}
+	known := err == nil
+	counted := known && rec.PasswordHash != "" && rec.Status != domain.StatusDisabled
+	if counted {
+		// L-2: while locked, 423 whatever the password, before any hashing.
+		if err := c.lockedOut(ctx, rec.AccountID, rec.TechnicianID, req.Email, domain.FactorPassword); err != nil {
+			return LoggedIn{}, err
+		}
+	}
 	hash := rec.PasswordHash
 	if hash == "" {
 		hash = dummyHash()
@@ -147,11 +158,23 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if err != nil {
 		return LoggedIn{}, fmt.Errorf("verify password of %s: %w", rec.TechnicianID, err)
 	}
-	// L-2 (later): count the failure atomically here and answer 423 while
-	// locked. L-3 (later): the second factor is checked here.
-	if !ok || rec.PasswordHash == "" || rec.Status == domain.StatusDisabled {
-		return LoggedIn{}, domain.ErrInvalidCredentials()
+	if !ok || !counted {
+		// L-2: every failure is audited; a wrong password of a technician
+		// who could log in counts towards the lock.
+		f := failure{accountID: req.AccountID, technicianID: rec.TechnicianID, email: req.Email}
+		switch {
+		case !known:
+			f.reason = "unknown_email"
+		case rec.Status == domain.StatusDisabled:
+			f.reason = "disabled"
+		case rec.PasswordHash == "":
+			f.reason = "no_password"
+		default:
+			f.reason, f.factor = "password", domain.FactorPassword
+		}
+		return LoggedIn{}, c.fail(ctx, f, domain.ErrInvalidCredentials())
 	}
+	// L-3 (later): the second factor is checked here.
 
 	now := c.Now().UTC().Truncate(time.Microsecond)
 	secret := newSecret("rss_")
@@ -160,7 +183,15 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	ctx = asTechnician(ctx, rec.TechnicianID)
 	var first bool
 	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
+		// L-2: the right password clears the count — unless a parallel
+		// failure locked the technician meanwhile, which holds.
+		ok, err := c.Security.Succeeded(ctx, tx, rec.TechnicianID, domain.FactorPassword, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errLocked
+		}
 		first, err = c.authenticated(ctx, tx, rec.AccountID, rec.TechnicianID, "password", now)
 		if errors.Is(err, errDisabled) { // disabled meanwhile (I-7)
 			return domain.ErrInvalidCredentials()
@@ -171,6 +202,12 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 		// L-4 (later): the account's cap on concurrent sessions applies here.
 		return c.Creds.InsertSession(ctx, tx, ses)
 	})
+	if errors.Is(err, errLocked) {
+		if err := c.lockedOut(ctx, rec.AccountID, rec.TechnicianID, req.Email, domain.FactorPassword); err != nil {
+			return LoggedIn{}, err
+		}
+		return LoggedIn{}, domain.ErrLocked(time.Second)
+	}
 	if err != nil {
 		return LoggedIn{}, err
 	}
@@ -179,6 +216,9 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 
 // errDisabled: the technician was disabled while authenticating.
 var errDisabled = errors.New("technician disabled")
+
+// errLocked: the technician was locked while authenticating (L-2).
+var errLocked = errors.New("technician locked")
 
 // authenticated records a successful authentication of the technician in
 // tx: the last login time (I-11), and — only for the very first one, which

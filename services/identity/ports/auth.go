@@ -31,6 +31,7 @@ func (h *AuthHTTP) Routes(r chi.Router) {
 	write := h.Auth.Require("technicians:write")
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/invitation", h.resendInvitation)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/password", h.setTemporaryPassword)
+	h.securityRoutes(r) // issue 7: ports/security.go
 }
 
 // anonymous records the caller's address for the events a route without a
