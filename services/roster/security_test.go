@@ -2,6 +2,7 @@ package roster
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -160,6 +161,161 @@ func TestLockoutParallelAttemptsAndAdminUnlock(t *testing.T) {
 			if i == 4 && (code != 423 || p["retry_after"] != 60.0) {
 				t.Fatalf("lock after a success: %d %v", code, p)
 			}
+		}
+	})
+}
+
+// loginAs logs in with a device label and returns the session token.
+func loginAs(t *testing.T, c client, acc account, email, password, device string) string {
+	t.Helper()
+	code, s := c.do("POST", "/v1/auth/login", "", map[string]any{"account_id": acc.id, "email": email, "password": password, "device_label": device})
+	if code != 200 {
+		t.Fatalf("login from %s: %d %v", device, code, s)
+	}
+	return s["session_token"].(string)
+}
+
+// L-4: sessions record device, address and last use; the account's cap
+// ends the oldest or refuses the new login; the technician lists and
+// revokes their own, an admin anyone's (also from the CLI); idle and
+// absolute expiry; a password change and a disable end them all (I-7).
+func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
+		c := client{t, h.URL()}
+		acc := createAccount(t, c, "roster", "pro", 3)
+		base := "/v1/accounts/" + acc.id
+		tess := addTechnician(t, c, acc, "tess@acme.test")
+		const password = "correct horse battery"
+		withPassword(t, c, acc, tess, password)
+		live := func(token string) bool {
+			code, _ := c.do("GET", "/v1/auth/sessions", token, nil)
+			return code == 200
+		}
+		listOwn := func(token string) []map[string]any {
+			t.Helper()
+			code, body := c.do("GET", "/v1/auth/sessions", token, nil)
+			if code != 200 {
+				t.Fatalf("own sessions: %d %v", code, body)
+			}
+			var out []map[string]any
+			for _, s := range body["data"].([]any) {
+				out = append(out, s.(map[string]any))
+			}
+			return out
+		}
+
+		// Cap 2, ending the oldest.
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"max_sessions": 2, "session_overflow": "end_oldest"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		laptop := loginAs(t, c, acc, "tess@acme.test", password, "laptop")
+		clock.Advance(time.Second)
+		phone := loginAs(t, c, acc, "tess@acme.test", password, "phone")
+		clock.Advance(time.Second)
+		tablet := loginAs(t, c, acc, "tess@acme.test", password, "tablet")
+		if live(laptop) || !live(phone) || !live(tablet) {
+			t.Fatalf("end_oldest: laptop %v phone %v tablet %v", live(laptop), live(phone), live(tablet))
+		}
+		ss := listOwn(tablet)
+		if len(ss) != 2 || ss[0]["device_label"] != "tablet" || ss[0]["current"] != true || ss[1]["device_label"] != "phone" ||
+			ss[1]["current"] != false || ss[0]["source_address"] != "127.0.0.1" || ss[0]["last_used_at"] == nil {
+			t.Fatalf("own sessions: %v", ss)
+		}
+		auditRecords(t, c, acc, "sessions.revoked", 1)
+
+		// Refuse: a third login is 409 until the technician ends one.
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"session_overflow": "refuse"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		code, p := c.do("POST", "/v1/auth/login", "", map[string]any{"account_id": acc.id, "email": "tess@acme.test", "password": password})
+		if code != 409 || problemType(p) != problems+"session-limit" || p["max_sessions"] != 2.0 {
+			t.Fatalf("refused login: %d %v", code, p)
+		}
+		if !live(phone) || !live(tablet) {
+			t.Fatal("a refused login ended a session")
+		}
+		phoneID := ss[1]["id"].(string)
+		// A technician's route takes a session token.
+		if code, _ := c.do("DELETE", "/v1/auth/sessions/"+phoneID, operator, nil); code != 403 {
+			t.Fatalf("operator on a technician's route: %d", code)
+		}
+		if code, p := c.do("DELETE", "/v1/auth/sessions/"+phoneID, tablet, nil); code != 204 {
+			t.Fatalf("revoke own: %d %v", code, p)
+		}
+		if live(phone) {
+			t.Fatal("revoked session still live")
+		}
+		desk := loginAs(t, c, acc, "tess@acme.test", password, "desk")
+
+		// The admin's view and revocation, with an API token.
+		code, list := c.do("GET", base+"/technicians/"+tess+"/sessions", acc.token, nil)
+		if code != 200 || count(list) != 2 {
+			t.Fatalf("admin list: %d %v", code, list)
+		}
+		deskID := list["data"].([]any)[0].(map[string]any)["id"].(string)
+		if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/sessions/"+deskID, acc.token, nil); code != 204 || live(desk) {
+			t.Fatalf("admin revoke: %d", code)
+		}
+		if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/sessions/"+deskID, acc.token, nil); code != 404 {
+			t.Fatalf("revoke twice: %d", code)
+		}
+		// Logout ends the current session.
+		if code, _ := c.do("POST", "/v1/auth/logout", tablet, nil); code != 204 || live(tablet) {
+			t.Fatalf("logout: %d", code)
+		}
+
+		// Idle 30 min, absolute 1 h: a session used every 20 minutes
+		// lives until the absolute expiry; one left alone ends after 30.
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"session_idle_minutes": 30, "session_absolute_hours": 1, "max_sessions": 0}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		busy := loginAs(t, c, acc, "tess@acme.test", password, "busy")
+		idle := loginAs(t, c, acc, "tess@acme.test", password, "idle")
+		for range 2 {
+			clock.Advance(20 * time.Minute)
+			if !live(busy) {
+				t.Fatal("a session in use ended")
+			}
+		}
+		if live(idle) {
+			t.Fatal("a session unused for 40 minutes is live")
+		}
+		clock.Advance(19 * time.Minute)
+		if !live(busy) {
+			t.Fatal("busy session ended before its absolute expiry")
+		}
+		clock.Advance(2 * time.Minute)
+		if live(busy) {
+			t.Fatal("a session lived past its absolute expiry")
+		}
+
+		// A password change ends every session, and so does a disable.
+		one := loginAs(t, c, acc, "tess@acme.test", password, "one")
+		withPassword(t, c, acc, tess, "another long passphrase")
+		if live(one) {
+			t.Fatal("session survived a password change")
+		}
+		two := loginAs(t, c, acc, "tess@acme.test", "another long passphrase", "two")
+		out, err := run(t, "security", "sessions", tess, "--server="+h.URL(), "--token="+acc.token, "--account="+acc.id)
+		if err != nil || !strings.Contains(out, "two") || !strings.Contains(out, "127.0.0.1") {
+			t.Fatalf("security sessions: %v\n%s", err, out)
+		}
+		if out, err := run(t, "security", "revoke", tess, "--server="+h.URL(), "--token="+acc.token, "--account="+acc.id); err != nil || live(two) {
+			t.Fatalf("security revoke: %v\n%s", err, out)
+		}
+		three := loginAs(t, c, acc, "tess@acme.test", "another long passphrase", "three")
+		if code, p := c.do("POST", base+"/technicians/"+tess+"/disable", acc.token, nil); code != 200 || live(three) {
+			t.Fatalf("disable: %d %v", code, p)
+		}
+		revoked := auditRecords(t, c, acc, "sessions.revoked", 7)
+		reasons := map[string]int{}
+		for _, r := range revoked {
+			reasons[r["data"].(map[string]any)["reason"].(string)]++
+		}
+		if reasons["session_cap"] != 1 || reasons["revoked"] != 3 || reasons["logout"] != 1 || reasons["password_changed"] != 1 || reasons["disabled"] != 1 {
+			t.Fatalf("revocations audited: %v", reasons)
 		}
 	})
 }

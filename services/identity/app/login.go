@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
-	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/problem"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
@@ -37,9 +35,6 @@ type CredentialStore interface {
 	LoginRecord(ctx context.Context, accountID, email string) (LoginRecord, error)
 	TouchLogin(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) (bool, error)
 	InsertFirstLogin(ctx context.Context, tx *sql.Tx, technicianID, method string, now time.Time) (bool, error)
-	InsertSession(ctx context.Context, tx *sql.Tx, s Session) error
-	LiveSession(ctx context.Context, hash string, now time.Time) (Session, error)
-	RevokeSessions(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) error
 }
 
 // Credentials is the identity use cases of invitations, passwords and
@@ -51,6 +46,8 @@ type Credentials struct {
 	// Security keeps the account policies and lockout counters (L-2 …
 	// L-4; app/lockout.go).
 	Security SecurityStore
+	// Sessions keeps the login sessions (L-4; app/sessions.go).
+	Sessions SessionStore
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).
@@ -69,14 +66,23 @@ type LoginRecord struct {
 }
 
 // Session is a technician's login session; TokenHash is the hex SHA-256
-// of the rss_ token, which only the client holds.
+// of the rss_ token, which only the client holds. L-4: it ends at
+// ExpiresAt (absolute) or IdleExpiresAt (unused for Idle), whichever
+// comes first.
 type Session struct {
-	ID           string
-	AccountID    string
-	TechnicianID string
-	TokenHash    string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
+	ID            string        `json:"id"`
+	AccountID     string        `json:"-"`
+	TechnicianID  string        `json:"technician_id"`
+	TokenHash     string        `json:"-"`
+	DeviceLabel   string        `json:"device_label"`
+	SourceAddress string        `json:"source_address"`
+	CreatedAt     time.Time     `json:"created_at"`
+	LastUsedAt    time.Time     `json:"last_used_at"`
+	ExpiresAt     time.Time     `json:"expires_at"`
+	IdleExpiresAt time.Time     `json:"idle_expires_at"`
+	Idle          time.Duration `json:"-"`
+	// Current marks the session of the request that lists them.
+	Current bool `json:"current"`
 }
 
 // Login is the request of POST /v1/auth/login.
@@ -84,8 +90,13 @@ type Login struct {
 	AccountID string `json:"account_id"`
 	Email     string `json:"email"`
 	Password  string `json:"password"`
-	// TOTP is the second factor (L-3), accepted and not checked yet.
+	// TOTP is the second factor (L-3): a TOTP code or a recovery code.
 	TOTP string `json:"totp"`
+	// DeviceLabel names the session in lists (L-4); the port fills it
+	// from the User-Agent when empty.
+	DeviceLabel string `json:"device_label"`
+	// SourceAddress is the client's address, from the port.
+	SourceAddress string `json:"-"`
 }
 
 // LoggedIn is the answer of a login (api.md).
@@ -177,11 +188,9 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	// L-3 (later): the second factor is checked here.
 
 	now := c.Now().UTC().Truncate(time.Microsecond)
-	secret := newSecret("rss_")
-	ses := Session{ID: NewID("ses"), AccountID: rec.AccountID, TechnicianID: rec.TechnicianID,
-		TokenHash: hex.EncodeToString(httpx.HashToken(secret)), CreatedAt: now, ExpiresAt: now.Add(domain.SessionTTL)}
 	ctx = asTechnician(ctx, rec.TechnicianID)
 	var first bool
+	var opened Opened
 	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
 		// L-2: the right password clears the count — unless a parallel
 		// failure locked the technician meanwhile, which holds.
@@ -199,8 +208,9 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 		if err != nil {
 			return err
 		}
-		// L-4 (later): the account's cap on concurrent sessions applies here.
-		return c.Creds.InsertSession(ctx, tx, ses)
+		// L-4: the account's cap on concurrent sessions applies here.
+		opened, err = c.openSession(ctx, tx, rec.AccountID, rec.TechnicianID, req.DeviceLabel, req.SourceAddress, now)
+		return err
 	})
 	if errors.Is(err, errLocked) {
 		if err := c.lockedOut(ctx, rec.AccountID, rec.TechnicianID, req.Email, domain.FactorPassword); err != nil {
@@ -211,7 +221,7 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if err != nil {
 		return LoggedIn{}, err
 	}
-	return LoggedIn{SessionToken: secret, ExpiresAt: ses.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID}, nil
+	return LoggedIn{SessionToken: opened.Secret, ExpiresAt: opened.Session.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID}, nil
 }
 
 // errDisabled: the technician was disabled while authenticating.
@@ -261,27 +271,3 @@ func asTechnician(ctx context.Context, technicianID string) context.Context {
 	})
 }
 
-// AuthenticateSession resolves a session token's SHA-256 (App's hook for
-// rpc.Authenticate): live while neither expired, revoked nor its
-// technician disabled (I-7). Sessions carry no scopes yet.
-func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Principal, bool, error) {
-	ses, err := c.Creds.LiveSession(ctx, hex.EncodeToString(hash), c.Now())
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, false, nil
-	}
-	if err != nil {
-		return Principal{}, false, err
-	}
-	return Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID}, true, nil
-}
-
-// RevokeAccess ends, in the disabling transaction, every session of the
-// technician and every link mailed to them (I-7; App's
-// OnTechnicianDisabled hook). The password stays, for re-enabling.
-func (c *Credentials) RevokeAccess(ctx context.Context, tx *sql.Tx, t domain.Technician) error {
-	now := c.Now().UTC().Truncate(time.Microsecond)
-	if err := c.Creds.RevokeSessions(ctx, tx, t.ID, now); err != nil {
-		return err
-	}
-	return c.Creds.RevokeInvitations(ctx, tx, t.ID, now)
-}

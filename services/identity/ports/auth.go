@@ -62,6 +62,10 @@ func (h *AuthHTTP) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r = anonymous(r)
+	req.SourceAddress = httpx.ClientIP(r)
+	if req.DeviceLabel == "" {
+		req.DeviceLabel = r.UserAgent()
+	}
 	res, err := h.Creds.Login(r.Context(), req)
 	if err != nil {
 		httpx.Error(w, r, h.Log, err)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
+	"roster.dev/pkg/auth"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
@@ -19,6 +20,80 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	r.With(read).Get("/v1/accounts/{acc}/security-policy", h.getSecurityPolicy)
 	r.With(write).Put("/v1/accounts/{acc}/security-policy", h.putSecurityPolicy)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/unlock", h.unlock)
+
+	// L-4: a technician's own sessions (session token), and an admin's view.
+	self := h.Auth.Require("")
+	r.With(self).Post("/v1/auth/logout", h.logout)
+	r.With(self).Get("/v1/auth/sessions", h.ownSessions)
+	r.With(self).Delete("/v1/auth/sessions/{sid}", h.revokeOwnSession)
+	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/sessions", h.technicianSessions)
+	r.With(write).Delete("/v1/accounts/{acc}/technicians/{id}/sessions", h.revokeTechnicianSession)
+	r.With(write).Delete("/v1/accounts/{acc}/technicians/{id}/sessions/{sid}", h.revokeTechnicianSession)
+}
+
+// technicianOf is the session's technician, or a 403 for other tokens.
+func technicianOf(w http.ResponseWriter, r *http.Request) (auth.Principal, bool) {
+	p, _ := auth.From(r.Context())
+	if p.TechnicianID == "" {
+		problem.Write(w, problem.Forbidden("this route takes a technician's session token (from POST /v1/auth/login)"))
+		return p, false
+	}
+	return p, true
+}
+
+func (h *AuthHTTP) logout(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	if err := h.Creds.RevokeSession(r.Context(), p.AccountID, p.TechnicianID, p.TokenID, "logout"); err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *AuthHTTP) ownSessions(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	h.listSessions(w, r, p.AccountID, p.TechnicianID, p.TokenID)
+}
+
+func (h *AuthHTTP) revokeOwnSession(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	if err := h.Creds.RevokeSession(r.Context(), p.AccountID, p.TechnicianID, chi.URLParam(r, "sid"), "revoked"); err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *AuthHTTP) technicianSessions(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.From(r.Context())
+	h.listSessions(w, r, chi.URLParam(r, "acc"), chi.URLParam(r, "id"), p.TokenID)
+}
+
+func (h *AuthHTTP) listSessions(w http.ResponseWriter, r *http.Request, accountID, technicianID, current string) {
+	ss, err := h.Creds.ListSessions(r.Context(), accountID, technicianID, current)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": ss, "next_cursor": nil})
+}
+
+func (h *AuthHTTP) revokeTechnicianSession(w http.ResponseWriter, r *http.Request) {
+	err := h.Creds.RevokeSession(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), chi.URLParam(r, "sid"), "revoked")
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func (h *AuthHTTP) getSecurityPolicy(w http.ResponseWriter, r *http.Request) {

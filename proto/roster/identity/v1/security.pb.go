@@ -328,68 +328,6 @@ func (x *SessionsRevoked) GetReason() string {
 	return ""
 }
 
-// PasswordChanged: a technician's password was replaced (L-1, L-5).
-type PasswordChanged struct {
-	state        protoimpl.MessageState `protogen:"open.v1"`
-	Meta         *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
-	TechnicianId string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
-	// reset (mailed link), temporary (an admin), or changed (the technician).
-	Method        string `protobuf:"bytes,3,opt,name=method,proto3" json:"method,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
-}
-
-func (x *PasswordChanged) Reset() {
-	*x = PasswordChanged{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[4]
-	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-	ms.StoreMessageInfo(mi)
-}
-
-func (x *PasswordChanged) String() string {
-	return protoimpl.X.MessageStringOf(x)
-}
-
-func (*PasswordChanged) ProtoMessage() {}
-
-func (x *PasswordChanged) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[4]
-	if x != nil {
-		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
-		if ms.LoadMessageInfo() == nil {
-			ms.StoreMessageInfo(mi)
-		}
-		return ms
-	}
-	return mi.MessageOf(x)
-}
-
-// Deprecated: Use PasswordChanged.ProtoReflect.Descriptor instead.
-func (*PasswordChanged) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{4}
-}
-
-func (x *PasswordChanged) GetMeta() *v1.EventMeta {
-	if x != nil {
-		return x.Meta
-	}
-	return nil
-}
-
-func (x *PasswordChanged) GetTechnicianId() string {
-	if x != nil {
-		return x.TechnicianId
-	}
-	return ""
-}
-
-func (x *PasswordChanged) GetMethod() string {
-	if x != nil {
-		return x.Method
-	}
-	return ""
-}
-
 // SecondFactorEnrolled: a technician confirmed a TOTP enrolment (L-3).
 type SecondFactorEnrolled struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -401,7 +339,7 @@ type SecondFactorEnrolled struct {
 
 func (x *SecondFactorEnrolled) Reset() {
 	*x = SecondFactorEnrolled{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[5]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -413,7 +351,7 @@ func (x *SecondFactorEnrolled) String() string {
 func (*SecondFactorEnrolled) ProtoMessage() {}
 
 func (x *SecondFactorEnrolled) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[5]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -426,7 +364,7 @@ func (x *SecondFactorEnrolled) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecondFactorEnrolled.ProtoReflect.Descriptor instead.
 func (*SecondFactorEnrolled) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{5}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *SecondFactorEnrolled) GetMeta() *v1.EventMeta {
@@ -455,7 +393,7 @@ type RecoveryCodeUsed struct {
 
 func (x *RecoveryCodeUsed) Reset() {
 	*x = RecoveryCodeUsed{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[6]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -467,7 +405,7 @@ func (x *RecoveryCodeUsed) String() string {
 func (*RecoveryCodeUsed) ProtoMessage() {}
 
 func (x *RecoveryCodeUsed) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[6]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -480,7 +418,7 @@ func (x *RecoveryCodeUsed) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RecoveryCodeUsed.ProtoReflect.Descriptor instead.
 func (*RecoveryCodeUsed) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{6}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *RecoveryCodeUsed) GetMeta() *v1.EventMeta {
@@ -523,7 +461,7 @@ type SecurityPolicyUpdated struct {
 
 func (x *SecurityPolicyUpdated) Reset() {
 	*x = SecurityPolicyUpdated{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[7]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -535,7 +473,7 @@ func (x *SecurityPolicyUpdated) String() string {
 func (*SecurityPolicyUpdated) ProtoMessage() {}
 
 func (x *SecurityPolicyUpdated) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[7]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -548,7 +486,7 @@ func (x *SecurityPolicyUpdated) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SecurityPolicyUpdated.ProtoReflect.Descriptor instead.
 func (*SecurityPolicyUpdated) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{7}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *SecurityPolicyUpdated) GetMeta() *v1.EventMeta {
@@ -635,7 +573,7 @@ type SsoConfigured struct {
 
 func (x *SsoConfigured) Reset() {
 	*x = SsoConfigured{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[8]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -647,7 +585,7 @@ func (x *SsoConfigured) String() string {
 func (*SsoConfigured) ProtoMessage() {}
 
 func (x *SsoConfigured) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[8]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -660,7 +598,7 @@ func (x *SsoConfigured) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SsoConfigured.ProtoReflect.Descriptor instead.
 func (*SsoConfigured) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{8}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *SsoConfigured) GetMeta() *v1.EventMeta {
@@ -702,7 +640,7 @@ type ApiTokenRevoked struct {
 
 func (x *ApiTokenRevoked) Reset() {
 	*x = ApiTokenRevoked{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -714,7 +652,7 @@ func (x *ApiTokenRevoked) String() string {
 func (*ApiTokenRevoked) ProtoMessage() {}
 
 func (x *ApiTokenRevoked) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -727,7 +665,7 @@ func (x *ApiTokenRevoked) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApiTokenRevoked.ProtoReflect.Descriptor instead.
 func (*ApiTokenRevoked) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{9}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *ApiTokenRevoked) GetMeta() *v1.EventMeta {
@@ -771,11 +709,7 @@ const file_roster_identity_v1_security_proto_rawDesc = "" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x1f\n" +
 	"\vsession_ids\x18\x03 \x03(\tR\n" +
 	"sessionIds\x12\x16\n" +
-	"\x06reason\x18\x04 \x01(\tR\x06reason\"\x7f\n" +
-	"\x0fPasswordChanged\x12/\n" +
-	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
-	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x16\n" +
-	"\x06method\x18\x03 \x01(\tR\x06method\"l\n" +
+	"\x06reason\x18\x04 \x01(\tR\x06reason\"l\n" +
 	"\x14SecondFactorEnrolled\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\"\x86\x01\n" +
@@ -816,38 +750,36 @@ func file_roster_identity_v1_security_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_security_proto_rawDescData
 }
 
-var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_roster_identity_v1_security_proto_goTypes = []any{
 	(*LoginFailed)(nil),           // 0: roster.identity.v1.LoginFailed
 	(*TechnicianLocked)(nil),      // 1: roster.identity.v1.TechnicianLocked
 	(*TechnicianUnlocked)(nil),    // 2: roster.identity.v1.TechnicianUnlocked
 	(*SessionsRevoked)(nil),       // 3: roster.identity.v1.SessionsRevoked
-	(*PasswordChanged)(nil),       // 4: roster.identity.v1.PasswordChanged
-	(*SecondFactorEnrolled)(nil),  // 5: roster.identity.v1.SecondFactorEnrolled
-	(*RecoveryCodeUsed)(nil),      // 6: roster.identity.v1.RecoveryCodeUsed
-	(*SecurityPolicyUpdated)(nil), // 7: roster.identity.v1.SecurityPolicyUpdated
-	(*SsoConfigured)(nil),         // 8: roster.identity.v1.SsoConfigured
-	(*ApiTokenRevoked)(nil),       // 9: roster.identity.v1.ApiTokenRevoked
-	(*v1.EventMeta)(nil),          // 10: roster.common.v1.EventMeta
-	(*timestamppb.Timestamp)(nil), // 11: google.protobuf.Timestamp
+	(*SecondFactorEnrolled)(nil),  // 4: roster.identity.v1.SecondFactorEnrolled
+	(*RecoveryCodeUsed)(nil),      // 5: roster.identity.v1.RecoveryCodeUsed
+	(*SecurityPolicyUpdated)(nil), // 6: roster.identity.v1.SecurityPolicyUpdated
+	(*SsoConfigured)(nil),         // 7: roster.identity.v1.SsoConfigured
+	(*ApiTokenRevoked)(nil),       // 8: roster.identity.v1.ApiTokenRevoked
+	(*v1.EventMeta)(nil),          // 9: roster.common.v1.EventMeta
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_security_proto_depIdxs = []int32{
-	10, // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
-	10, // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
-	11, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
-	10, // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 5: roster.identity.v1.PasswordChanged.meta:type_name -> roster.common.v1.EventMeta
-	10, // 6: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
-	10, // 7: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
-	10, // 8: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
-	10, // 9: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
-	10, // 10: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	9,  // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
+	10, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
+	9,  // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 5: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 6: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 7: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 8: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 9: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_security_proto_init() }
@@ -861,7 +793,7 @@ func file_roster_identity_v1_security_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_security_proto_rawDesc), len(file_roster_identity_v1_security_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
