@@ -270,4 +270,3 @@ func asTechnician(ctx context.Context, technicianID string) context.Context {
 		SourceAddress: eventbus.ActorFrom(ctx).GetSourceAddress(),
 	})
 }
-
