@@ -1,7 +1,13 @@
 package roster
 
 import (
+	"bytes"
 	"fmt"
+	"io"
+	netmail "net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -316,6 +322,119 @@ func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
 		}
 		if reasons["session_cap"] != 1 || reasons["revoked"] != 3 || reasons["logout"] != 1 || reasons["password_changed"] != 1 || reasons["disabled"] != 1 {
 			t.Fatalf("revocations audited: %v", reasons)
+		}
+	})
+}
+
+var resetLink = regexp.MustCompile(`(?m)^\S+/reset-password\?token=(rsr_[A-Za-z0-9_-]+)\r?$`)
+
+// resetMails returns the reset tokens mailed to email, from the mail dir.
+func resetMails(t *testing.T, dir, email string) []string {
+	t.Helper()
+	var out []string
+	files, _ := filepath.Glob(filepath.Join(dir, "*.eml"))
+	for _, f := range files {
+		raw, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg, err := netmail.ReadMessage(bytes.NewReader(raw))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(msg.Header.Get("To"), email) {
+			continue
+		}
+		body, _ := io.ReadAll(msg.Body)
+		if m := resetLink.FindSubmatch(body); m != nil {
+			out = append(out, string(m[1]))
+		}
+	}
+	return out
+}
+
+// L-5: a reset request answers the same 202, byte for byte, whether or not
+// the email exists (and does the same work: one queued request); only a
+// technician with a password is mailed a link. The link works once,
+// sets the password, ends every session and lifts the lock (L-2).
+func TestPasswordResetWithoutEnumeration(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		dir := t.TempDir()
+		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+		h := startHostWith(t, svc.Config{DataDir: dir, DB: db, Now: clock.Now})
+		c := client{t, h.URL()}
+		mailDir := filepath.Join(dir, "mail")
+		acc := createAccount(t, c, "roster", "pro", 3)
+		tess := addTechnician(t, c, acc, "tess@acme.test")
+		const password = "correct horse battery"
+		withPassword(t, c, acc, tess, password)
+		session := loginAs(t, c, acc, "tess@acme.test", password, "laptop")
+		for range 5 { // locked (L-2)
+			login(c, acc.id, "tess@acme.test", "wrong horse battery")
+		}
+		if code, _ := login(c, acc.id, "tess@acme.test", password); code != 423 {
+			t.Fatalf("not locked: %d", code)
+		}
+
+		ask := func(acc, email string) (int, string) {
+			code, _, body := svctest.Do(t, "POST", h.URL()+"/v1/auth/password-reset", "", map[string]any{"account_id": acc, "email": email})
+			return code, string(body)
+		}
+		codeU, unknown := ask(acc.id, "nobody@acme.test")
+		codeO, otherAcc := ask("acc_nope", "tess@acme.test")
+		codeK, known := ask(acc.id, "Tess@acme.test")
+		if codeU != 202 || codeO != 202 || codeK != 202 || unknown != known || otherAcc != known {
+			t.Fatalf("answers differ: %d %s / %d %s / %d %s", codeU, unknown, codeO, otherAcc, codeK, known)
+		}
+		if code, _ := ask(acc.id, ""); code != 422 {
+			t.Fatalf("no email: %d", code)
+		}
+		var tokens []string
+		svctest.Eventually(t, "the reset mail", func() bool { tokens = resetMails(t, mailDir, "tess@acme.test"); return len(tokens) == 1 })
+		if n := len(resetMails(t, mailDir, "nobody@acme.test")); n != 0 {
+			t.Fatalf("%d mails to an unknown email", n)
+		}
+		token := tokens[0]
+
+		if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": token, "password": "short"}); code != 422 {
+			t.Fatalf("weak password: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": "rsr_nope", "password": "a new long passphrase"}); code != 400 || problemType(p) != problems+"reset-invalid" {
+			t.Fatalf("unknown token: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": token, "password": "a new long passphrase"}); code != 204 {
+			t.Fatalf("confirm: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": token, "password": "a third long passphrase"}); code != 410 || problemType(p) != problems+"reset-used" {
+			t.Fatalf("second use: %d %v", code, p)
+		}
+		if code, _ := c.do("GET", "/v1/auth/sessions", session, nil); code != 401 {
+			t.Fatalf("session after the reset: %d", code)
+		}
+		if code, _ := login(c, acc.id, "tess@acme.test", password); code != 401 {
+			t.Fatalf("old password: %d", code)
+		}
+		loginAs(t, c, acc, "tess@acme.test", "a new long passphrase", "after reset")
+		unlocked := auditRecords(t, c, acc, "technician.unlocked", 1)
+		if unlocked[0]["data"].(map[string]any)["reason"] != "password_reset" {
+			t.Fatalf("unlock: %v", unlocked[0])
+		}
+		requested := auditRecords(t, c, acc, "password_reset.requested", 1)
+		if requested[0]["source_address"] != "127.0.0.1" {
+			t.Fatalf("reset request audited: %v", requested[0])
+		}
+
+		// A link expires after an hour.
+		ask(acc.id, "tess@acme.test")
+		svctest.Eventually(t, "the second reset mail", func() bool { tokens = resetMails(t, mailDir, "tess@acme.test"); return len(tokens) == 2 })
+		clock.Advance(61 * time.Minute)
+		for _, tok := range tokens {
+			if tok == token {
+				continue
+			}
+			if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": tok, "password": "a third long passphrase"}); code != 410 || problemType(p) != problems+"reset-expired" {
+				t.Fatalf("expired link: %d %v", code, p)
+			}
 		}
 	})
 }

@@ -48,6 +48,8 @@ type Credentials struct {
 	Security SecurityStore
 	// Sessions keeps the login sessions (L-4; app/sessions.go).
 	Sessions SessionStore
+	// Resets keeps password-reset requests and links (L-5; app/reset.go).
+	Resets ResetStore
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).

@@ -21,6 +21,10 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	r.With(write).Put("/v1/accounts/{acc}/security-policy", h.putSecurityPolicy)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/unlock", h.unlock)
 
+	// L-5: password reset by mailed link.
+	r.Post("/v1/auth/password-reset", h.requestReset)
+	r.Post("/v1/auth/password-reset/confirm", h.confirmReset)
+
 	// L-4: a technician's own sessions (session token), and an admin's view.
 	self := h.Auth.Require("")
 	r.With(self).Post("/v1/auth/logout", h.logout)
@@ -130,4 +134,38 @@ func (h *AuthHTTP) unlock(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	idempotency.Write(w, res)
+}
+
+func (h *AuthHTTP) requestReset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		AccountID string `json:"account_id"`
+		Email     string `json:"email"`
+	}
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	r = anonymous(r)
+	res, err := h.Creds.RequestPasswordReset(r.Context(), req.AccountID, req.Email, httpx.ClientIP(r), key(r), b)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	idempotency.Write(w, res)
+}
+
+func (h *AuthHTTP) confirmReset(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Token    string `json:"token"`
+		Password string `json:"password"`
+	}
+	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	r = anonymous(r)
+	if err := h.Creds.ConfirmPasswordReset(r.Context(), req.Token, req.Password); err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

@@ -682,6 +682,76 @@ func (x *ApiTokenRevoked) GetTokenId() string {
 	return ""
 }
 
+// PasswordResetRequested: a reset link was mailed to a technician (L-5).
+// Requests for emails that belong to nobody leave no event.
+type PasswordResetRequested struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	TechnicianId  string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	ResetId       string                 `protobuf:"bytes,3,opt,name=reset_id,json=resetId,proto3" json:"reset_id,omitempty"`
+	ExpiresAt     *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=expires_at,json=expiresAt,proto3" json:"expires_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PasswordResetRequested) Reset() {
+	*x = PasswordResetRequested{}
+	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PasswordResetRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PasswordResetRequested) ProtoMessage() {}
+
+func (x *PasswordResetRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PasswordResetRequested.ProtoReflect.Descriptor instead.
+func (*PasswordResetRequested) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *PasswordResetRequested) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *PasswordResetRequested) GetTechnicianId() string {
+	if x != nil {
+		return x.TechnicianId
+	}
+	return ""
+}
+
+func (x *PasswordResetRequested) GetResetId() string {
+	if x != nil {
+		return x.ResetId
+	}
+	return ""
+}
+
+func (x *PasswordResetRequested) GetExpiresAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ExpiresAt
+	}
+	return nil
+}
+
 var File_roster_identity_v1_security_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_security_proto_rawDesc = "" +
@@ -736,7 +806,13 @@ const file_roster_identity_v1_security_proto_rawDesc = "" +
 	"\aenforce\x18\x04 \x01(\bR\aenforce\"]\n" +
 	"\x0fApiTokenRevoked\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x19\n" +
-	"\btoken_id\x18\x02 \x01(\tR\atokenIdB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\"\xc4\x01\n" +
+	"\x16PasswordResetRequested\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
+	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x19\n" +
+	"\breset_id\x18\x03 \x01(\tR\aresetId\x129\n" +
+	"\n" +
+	"expires_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\texpiresAtB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_roster_identity_v1_security_proto_rawDescOnce sync.Once
@@ -750,36 +826,39 @@ func file_roster_identity_v1_security_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_security_proto_rawDescData
 }
 
-var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_roster_identity_v1_security_proto_goTypes = []any{
-	(*LoginFailed)(nil),           // 0: roster.identity.v1.LoginFailed
-	(*TechnicianLocked)(nil),      // 1: roster.identity.v1.TechnicianLocked
-	(*TechnicianUnlocked)(nil),    // 2: roster.identity.v1.TechnicianUnlocked
-	(*SessionsRevoked)(nil),       // 3: roster.identity.v1.SessionsRevoked
-	(*SecondFactorEnrolled)(nil),  // 4: roster.identity.v1.SecondFactorEnrolled
-	(*RecoveryCodeUsed)(nil),      // 5: roster.identity.v1.RecoveryCodeUsed
-	(*SecurityPolicyUpdated)(nil), // 6: roster.identity.v1.SecurityPolicyUpdated
-	(*SsoConfigured)(nil),         // 7: roster.identity.v1.SsoConfigured
-	(*ApiTokenRevoked)(nil),       // 8: roster.identity.v1.ApiTokenRevoked
-	(*v1.EventMeta)(nil),          // 9: roster.common.v1.EventMeta
-	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*LoginFailed)(nil),            // 0: roster.identity.v1.LoginFailed
+	(*TechnicianLocked)(nil),       // 1: roster.identity.v1.TechnicianLocked
+	(*TechnicianUnlocked)(nil),     // 2: roster.identity.v1.TechnicianUnlocked
+	(*SessionsRevoked)(nil),        // 3: roster.identity.v1.SessionsRevoked
+	(*SecondFactorEnrolled)(nil),   // 4: roster.identity.v1.SecondFactorEnrolled
+	(*RecoveryCodeUsed)(nil),       // 5: roster.identity.v1.RecoveryCodeUsed
+	(*SecurityPolicyUpdated)(nil),  // 6: roster.identity.v1.SecurityPolicyUpdated
+	(*SsoConfigured)(nil),          // 7: roster.identity.v1.SsoConfigured
+	(*ApiTokenRevoked)(nil),        // 8: roster.identity.v1.ApiTokenRevoked
+	(*PasswordResetRequested)(nil), // 9: roster.identity.v1.PasswordResetRequested
+	(*v1.EventMeta)(nil),           // 10: roster.common.v1.EventMeta
+	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_security_proto_depIdxs = []int32{
-	9,  // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
-	9,  // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 5: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 6: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 7: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 8: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 9: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
+	10, // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
+	11, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
+	10, // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
+	10, // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
+	10, // 5: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
+	10, // 6: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
+	10, // 7: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
+	10, // 8: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
+	10, // 9: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
+	10, // 10: roster.identity.v1.PasswordResetRequested.meta:type_name -> roster.common.v1.EventMeta
+	11, // 11: roster.identity.v1.PasswordResetRequested.expires_at:type_name -> google.protobuf.Timestamp
+	12, // [12:12] is the sub-list for method output_type
+	12, // [12:12] is the sub-list for method input_type
+	12, // [12:12] is the sub-list for extension type_name
+	12, // [12:12] is the sub-list for extension extendee
+	0,  // [0:12] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_security_proto_init() }
@@ -793,7 +872,7 @@ func file_roster_identity_v1_security_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_security_proto_rawDesc), len(file_roster_identity_v1_security_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
