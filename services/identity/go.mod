@@ -8,7 +8,9 @@ require (
 )
 
 require (
+	github.com/boombuler/barcode v1.0.1-0.20190219062509-6c824513bacc // indirect
 	github.com/go-chi/chi/v5 v5.5.0 // indirect
+	github.com/pquerna/otp v1.5.0 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 )
 

@@ -2,7 +2,9 @@ package roster
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"image/png"
 	"io"
 	netmail "net/mail"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"roster.dev/pkg/svc"
 	"roster.dev/pkg/svc/svctest"
@@ -435,6 +439,141 @@ func TestPasswordResetWithoutEnumeration(t *testing.T) {
 			if code, p := c.do("POST", "/v1/auth/password-reset/confirm", "", map[string]any{"token": tok, "password": "a third long passphrase"}); code != 410 || problemType(p) != problems+"reset-expired" {
 				t.Fatalf("expired link: %d %v", code, p)
 			}
+		}
+	})
+}
+
+// L-3: under a policy requiring a second factor, a technician without one
+// gets an enrolment-only session; enrolment gives a provisioning URI and a
+// QR code, confirmation ten recovery codes. A TOTP code works once in its
+// window (replay refused), a recovery code once ever; second-factor
+// failures lock on their own. "admins" requires it of admins only.
+func TestTOTPSecondFactor(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
+		c := client{t, h.URL()}
+		acc := createAccount(t, c, "roster", "pro", 3)
+		base := "/v1/accounts/" + acc.id
+		tess := addTechnician(t, c, acc, "tess@acme.test")
+		const password = "correct horse battery"
+		withPassword(t, c, acc, tess, password)
+		withPassword(t, c, acc, acc.adminID, password)
+		totpLogin := func(email, code string) (int, map[string]any) {
+			return c.do("POST", "/v1/auth/login", "", map[string]any{"account_id": acc.id, "email": email, "password": password, "totp": code})
+		}
+
+		// "admins": only the admin's session is enrolment-only.
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"require_second_factor": "admins"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		if _, s := totpLogin("tess@acme.test", ""); s["second_factor_enrollment_required"] != false {
+			t.Fatalf("technician under admins: %v", s)
+		}
+		if _, s := totpLogin("admin@roster.test", ""); s["second_factor_enrollment_required"] != true {
+			t.Fatalf("admin under admins: %v", s)
+		}
+
+		// "all": Tess's session serves enrolment only.
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"require_second_factor": "all"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		code, s := totpLogin("tess@acme.test", "")
+		if code != 200 || s["second_factor_enrollment_required"] != true {
+			t.Fatalf("login without a factor: %d %v", code, s)
+		}
+		session := s["session_token"].(string)
+		if code, p := c.do("GET", "/v1/auth/sessions", session, nil); code != 403 || problemType(p) != problems+"second-factor-enrollment-required" {
+			t.Fatalf("enrolment-only session elsewhere: %d %v", code, p)
+		}
+		code, e := c.do("POST", "/v1/auth/totp/enroll", session, nil)
+		if code != 201 || !strings.HasPrefix(e["provisioning_uri"].(string), "otpauth://totp/Roster:tess@acme.test?") {
+			t.Fatalf("enroll: %d %v", code, e)
+		}
+		qr, err := base64.StdEncoding.DecodeString(e["qr_png"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := png.Decode(bytes.NewReader(qr)); err != nil {
+			t.Fatalf("qr_png: %v", err)
+		}
+		secret := e["secret"].(string)
+		codeAt := func(at time.Time) string {
+			code, err := totp.GenerateCode(secret, at)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return code
+		}
+		if code, p := c.do("POST", "/v1/auth/totp/confirm", session, map[string]any{"code": "000000"}); code != 422 {
+			t.Fatalf("wrong confirmation code: %d %v", code, p)
+		}
+		code, rc := c.do("POST", "/v1/auth/totp/confirm", session, map[string]any{"code": codeAt(clock.Now())})
+		if code != 200 || len(rc["recovery_codes"].([]any)) != 10 {
+			t.Fatalf("confirm: %d %v", code, rc)
+		}
+		recovery := stringList(rc["recovery_codes"])
+		if code, _ := c.do("GET", "/v1/auth/sessions", session, nil); code != 200 {
+			t.Fatalf("session after the enrolment: %d", code)
+		}
+		if code, _ := c.do("POST", "/v1/auth/totp/enroll", session, nil); code != 409 {
+			t.Fatalf("enroll twice: %d", code)
+		}
+
+		// The password alone is not enough now.
+		if code, p := totpLogin("tess@acme.test", ""); code != 401 || problemType(p) != problems+"second-factor-required" {
+			t.Fatalf("no code: %d %v", code, p)
+		}
+		// The confirmation's code cannot be replayed in its window.
+		if code, p := totpLogin("tess@acme.test", codeAt(clock.Now())); code != 401 || problemType(p) != problems+"invalid-second-factor" {
+			t.Fatalf("replayed confirmation code: %d %v", code, p)
+		}
+		clock.Advance(30 * time.Second)
+		next := codeAt(clock.Now())
+		if code, s := totpLogin("tess@acme.test", next); code != 200 || s["second_factor_enrollment_required"] != false {
+			t.Fatalf("login with the next code: %d %v", code, s)
+		}
+		if code, p := totpLogin("tess@acme.test", next); code != 401 || problemType(p) != problems+"invalid-second-factor" {
+			t.Fatalf("replayed code: %d %v", code, p)
+		}
+		// A recovery code works once, however it is typed.
+		if code, s := totpLogin("tess@acme.test", strings.ToUpper(recovery[0])); code != 200 {
+			t.Fatalf("recovery code: %d %v", code, s)
+		}
+		if code, _ := totpLogin("tess@acme.test", recovery[0]); code != 401 {
+			t.Fatalf("recovery code reused: %d", code)
+		}
+		auditRecords(t, c, acc, "recovery_code.used", 1)
+		auditRecords(t, c, acc, "second_factor.enrolled", 1)
+
+		// Second-factor failures lock the second factor: with the right
+		// password and, then, the right code, 423 until an admin unlocks.
+		clock.Advance(30 * time.Second)
+		for i := range 4 { // one failure counted since the last success (the reused recovery code)
+			code, p := totpLogin("tess@acme.test", "123456")
+			if i == 3 && (code != 423 || p["retry_after"] != 60.0) {
+				t.Fatalf("fifth second-factor failure: %d %v", code, p)
+			}
+		}
+		if code, _ := totpLogin("tess@acme.test", codeAt(clock.Now())); code != 423 {
+			t.Fatalf("right code while locked: %d", code)
+		}
+		locked := auditRecords(t, c, acc, "technician.locked", 1)
+		if locked[0]["data"].(map[string]any)["factor"] != "totp" {
+			t.Fatalf("lock: %v", locked[0])
+		}
+		if code, _ := c.do("POST", base+"/technicians/"+tess+"/unlock", acc.token, nil); code != 200 {
+			t.Fatalf("unlock: %d", code)
+		}
+		if code, p := totpLogin("tess@acme.test", codeAt(clock.Now())); code != 200 {
+			t.Fatalf("after the unlock: %d %v", code, p)
+		}
+		// An admin removes the factor (a lost phone): enrolment again.
+		if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/totp", acc.token, nil); code != 204 {
+			t.Fatalf("remove: %d", code)
+		}
+		if _, s := totpLogin("tess@acme.test", ""); s["second_factor_enrollment_required"] != true {
+			t.Fatalf("after the removal: %v", s)
 		}
 	})
 }

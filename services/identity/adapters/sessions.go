@@ -16,10 +16,10 @@ var _ app.SessionStore = Store{}
 
 func (s Store) InsertSession(ctx context.Context, tx *sql.Tx, ses app.Session) error {
 	_, err := tx.ExecContext(ctx, `INSERT INTO sessions (id, account_id, technician_id, token_hash, created_at, expires_at,
-		device_label, source_address, last_used_at, idle_seconds, idle_expires_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)`,
+		device_label, source_address, last_used_at, idle_seconds, idle_expires_at, enrollment_only)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)`,
 		ses.ID, ses.AccountID, ses.TechnicianID, ses.TokenHash, store.Time(ses.CreatedAt), store.Time(ses.ExpiresAt),
-		ses.DeviceLabel, ses.SourceAddress, store.Time(ses.LastUsedAt), int64(ses.Idle/time.Second), store.Time(ses.IdleExpiresAt))
+		ses.DeviceLabel, ses.SourceAddress, store.Time(ses.LastUsedAt), int64(ses.Idle/time.Second), store.Time(ses.IdleExpiresAt), boolInt(ses.EnrollmentOnly))
 	if err != nil {
 		return fmt.Errorf("insert session: %w", err)
 	}
@@ -27,16 +27,17 @@ func (s Store) InsertSession(ctx context.Context, tx *sql.Tx, ses app.Session) e
 }
 
 const sessionColumns = `s.id, s.account_id, s.technician_id, s.device_label, s.source_address, s.created_at, s.last_used_at,
-	s.expires_at, s.idle_seconds, s.idle_expires_at`
+	s.expires_at, s.idle_seconds, s.idle_expires_at, s.enrollment_only`
 
 func scanSession(row interface{ Scan(...any) error }) (app.Session, error) {
 	var ses app.Session
 	var created, used, expires, idleExpires string
-	var idle int64
+	var idle, enrollmentOnly int64
 	if err := row.Scan(&ses.ID, &ses.AccountID, &ses.TechnicianID, &ses.DeviceLabel, &ses.SourceAddress, &created, &used,
-		&expires, &idle, &idleExpires); err != nil {
+		&expires, &idle, &idleExpires, &enrollmentOnly); err != nil {
 		return ses, err
 	}
+	ses.EnrollmentOnly = enrollmentOnly == 1
 	ses.Idle = time.Duration(idle) * time.Second
 	ses.CreatedAt, _ = store.ParseTime(created)
 	ses.LastUsedAt, _ = store.ParseTime(used)
@@ -127,4 +128,11 @@ func (s Store) RevokeSessions(ctx context.Context, tx *sql.Tx, technicianID stri
 		ended = append(ended, id)
 	}
 	return ended, rows.Err()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -50,6 +50,8 @@ type Credentials struct {
 	Sessions SessionStore
 	// Resets keeps password-reset requests and links (L-5; app/reset.go).
 	Resets ResetStore
+	// TOTP keeps second factors and recovery codes (L-3; app/totp.go).
+	TOTP TOTPStore
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).
@@ -83,6 +85,9 @@ type Session struct {
 	ExpiresAt     time.Time     `json:"expires_at"`
 	IdleExpiresAt time.Time     `json:"idle_expires_at"`
 	Idle          time.Duration `json:"-"`
+	// EnrollmentOnly: the session serves the second-factor enrolment
+	// only, until a factor is confirmed (L-3).
+	EnrollmentOnly bool `json:"enrollment_only"`
 	// Current marks the session of the request that lists them.
 	Current bool `json:"current"`
 }
@@ -109,6 +114,10 @@ type LoggedIn struct {
 	// authentication (I-6).
 	FirstLogin   bool   `json:"first_login"`
 	TechnicianID string `json:"technician_id"`
+	// SecondFactorEnrollmentRequired: the account requires a second
+	// factor this technician has not enrolled; the session serves
+	// /v1/auth/totp/* only until it is confirmed (L-3).
+	SecondFactorEnrollmentRequired bool `json:"second_factor_enrollment_required"`
 }
 
 // Password hashing is memory-hard (19 MiB each): at most this many run at
@@ -187,7 +196,11 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 		}
 		return LoggedIn{}, c.fail(ctx, f, domain.ErrInvalidCredentials())
 	}
-	// L-3 (later): the second factor is checked here.
+	// L-3: the second factor, when the technician has one.
+	checked, err := c.checkSecondFactor(ctx, rec, req.Email, req.TOTP)
+	if err != nil {
+		return LoggedIn{}, err
+	}
 
 	now := c.Now().UTC().Truncate(time.Microsecond)
 	ctx = asTechnician(ctx, rec.TechnicianID)
@@ -203,6 +216,13 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 		if !ok {
 			return errLocked
 		}
+		if checked {
+			if ok, err := c.Security.Succeeded(ctx, tx, rec.TechnicianID, domain.FactorTOTP, now); err != nil {
+				return err
+			} else if !ok {
+				return errLocked
+			}
+		}
 		first, err = c.authenticated(ctx, tx, rec.AccountID, rec.TechnicianID, "password", now)
 		if errors.Is(err, errDisabled) { // disabled meanwhile (I-7)
 			return domain.ErrInvalidCredentials()
@@ -211,7 +231,13 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 			return err
 		}
 		// L-4: the account's cap on concurrent sessions applies here.
-		opened, err = c.openSession(ctx, tx, rec.AccountID, rec.TechnicianID, req.DeviceLabel, req.SourceAddress, now)
+		// L-3: without the second factor the policy requires, the session
+		// serves the enrolment only.
+		pending, err := c.enrollmentPending(ctx, tx, rec.AccountID, rec.TechnicianID)
+		if err != nil {
+			return err
+		}
+		opened, err = c.openSession(ctx, tx, rec.AccountID, rec.TechnicianID, req.DeviceLabel, req.SourceAddress, pending, now)
 		return err
 	})
 	if errors.Is(err, errLocked) {
@@ -223,7 +249,8 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if err != nil {
 		return LoggedIn{}, err
 	}
-	return LoggedIn{SessionToken: opened.Secret, ExpiresAt: opened.Session.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID}, nil
+	return LoggedIn{SessionToken: opened.Secret, ExpiresAt: opened.Session.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID,
+		SecondFactorEnrollmentRequired: opened.Session.EnrollmentOnly}, nil
 }
 
 // errDisabled: the technician was disabled while authenticating.

@@ -55,7 +55,7 @@ func ErrSessionLimit(max int) *problem.Problem {
 // openSession opens a session for the technician in tx under the account's
 // policy (L-4): absolute and idle expiry; at the cap, either the oldest
 // sessions end (SessionsRevoked) or the login is refused (409).
-func (c *Credentials) openSession(ctx context.Context, tx *sql.Tx, accountID, technicianID, label, addr string, now time.Time) (Opened, error) {
+func (c *Credentials) openSession(ctx context.Context, tx *sql.Tx, accountID, technicianID, label, addr string, enrollmentOnly bool, now time.Time) (Opened, error) {
 	pol, err := c.Security.Policy(ctx, tx, accountID)
 	if err != nil {
 		return Opened{}, err
@@ -85,7 +85,8 @@ func (c *Credentials) openSession(ctx context.Context, tx *sql.Tx, accountID, te
 	idle := time.Duration(pol.SessionIdleMinutes) * time.Minute
 	ses := Session{ID: NewID("ses"), AccountID: accountID, TechnicianID: technicianID,
 		TokenHash: hex.EncodeToString(httpx.HashToken(secret)), DeviceLabel: label, SourceAddress: addr,
-		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Duration(pol.SessionAbsoluteHours) * time.Hour), Idle: idle}
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(time.Duration(pol.SessionAbsoluteHours) * time.Hour), Idle: idle,
+		EnrollmentOnly: enrollmentOnly}
 	ses.IdleExpiresAt = minTime(now.Add(idle), ses.ExpiresAt)
 	return Opened{Session: ses, Secret: secret}, c.Sessions.InsertSession(ctx, tx, ses)
 }
@@ -129,7 +130,7 @@ func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Pri
 			return Principal{}, false, err
 		}
 	}
-	return Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID}, true, nil
+	return Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID, EnrollmentOnly: ses.EnrollmentOnly}, true, nil
 }
 
 // RevokeAccess ends, in the disabling transaction, every session of the

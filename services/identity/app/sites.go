@@ -163,6 +163,8 @@ type Principal struct {
 	TokenID      string
 	TechnicianID string
 	Scopes       []string
+	// EnrollmentOnly: a session serving second-factor enrolment only (L-3).
+	EnrollmentOnly bool
 }
 
 // Authenticate resolves a token's SHA-256 to its principal; ok is false for

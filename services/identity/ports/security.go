@@ -25,6 +25,13 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	r.Post("/v1/auth/password-reset", h.requestReset)
 	r.Post("/v1/auth/password-reset/confirm", h.confirmReset)
 
+	// L-3: TOTP enrolment by the technician (also from an enrolment-only
+	// session), removal by an admin.
+	enroll := h.Auth.Require(auth.EnrollmentScope)
+	r.With(enroll).Post("/v1/auth/totp/enroll", h.enrollTOTP)
+	r.With(enroll).Post("/v1/auth/totp/confirm", h.confirmTOTP)
+	r.With(write).Delete("/v1/accounts/{acc}/technicians/{id}/totp", h.removeTOTP)
+
 	// L-4: a technician's own sessions (session token), and an admin's view.
 	self := h.Auth.Require("")
 	r.With(self).Post("/v1/auth/logout", h.logout)
@@ -164,6 +171,51 @@ func (h *AuthHTTP) confirmReset(w http.ResponseWriter, r *http.Request) {
 	}
 	r = anonymous(r)
 	if err := h.Creds.ConfirmPasswordReset(r.Context(), req.Token, req.Password); err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *AuthHTTP) enrollTOTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	if _, ok := body(w, r, &struct{}{}, true); !ok {
+		return
+	}
+	e, err := h.Creds.EnrollTOTP(r.Context(), p.AccountID, p.TechnicianID)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store") // the answer holds a secret
+	httpx.JSON(w, http.StatusCreated, e)
+}
+
+func (h *AuthHTTP) confirmTOTP(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		Code string `json:"code"`
+	}
+	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	codes, err := h.Creds.ConfirmTOTP(r.Context(), p.AccountID, p.TechnicianID, req.Code)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.JSON(w, http.StatusOK, codes)
+}
+
+func (h *AuthHTTP) removeTOTP(w http.ResponseWriter, r *http.Request) {
+	if err := h.Creds.RemoveTOTP(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id")); err != nil {
 		httpx.Error(w, r, h.Log, err)
 		return
 	}
