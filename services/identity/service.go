@@ -70,11 +70,13 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	a.OnTechnicianCreated = s.creds.IssueInvitation
 	a.OnTechnicianDisabled = s.creds.RevokeAccess
 	a.AuthenticateSession = s.creds.AuthenticateSession
+	tokens := &app.Tokens{App: a, Store: st} // API-token list, revoke, last use (issue 7)
+	a.TokenUsed = tokens.Used
 	ports.RegisterConsumers(d.Bus, a)
 	if _, err := ports.ServeAuthenticate(rpcConn, a, d.Log); err != nil {
 		return err
 	}
 	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
-	s.auth = &ports.AuthHTTP{Creds: s.creds, Auth: d.Auth, Log: d.Log}
+	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, Auth: d.Auth, Log: d.Log}
 	return nil
 }

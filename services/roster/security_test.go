@@ -577,3 +577,65 @@ func TestTOTPSecondFactor(t *testing.T) {
 		}
 	})
 }
+
+// API tokens: minted with scopes and an expiry, listed without secrets
+// with their last use, revoked at once (by a token holding their scopes),
+// audited; an expired token is refused.
+func TestAPITokensListRevokeExpiry(t *testing.T) {
+	clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
+	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: clock.Now})
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "roster", "pro", 3)
+	base := "/v1/accounts/" + acc.id
+	mint := func(name string, scopes []string, expires string) (string, string) {
+		body := map[string]any{"name": name, "scopes": scopes}
+		if expires != "" {
+			body["expires_at"] = expires
+		}
+		code, tok := c.do("POST", base+"/tokens", acc.token, body)
+		if code != 201 {
+			t.Fatalf("mint: %d %v", code, tok)
+		}
+		return tok["id"].(string), tok["token"].(string)
+	}
+	billingID, billing := mint("billing", []string{"billing:read"}, "")
+	_, short := mint("short", []string{"billing:read"}, "2026-11-02T10:00:00Z")
+	_, reader := mint("reader", []string{"technicians:read"}, "")
+	if code, _ := c.do("GET", base+"/subscription", billing, nil); code != 200 {
+		t.Fatalf("billing token: %d", code)
+	}
+	code, list := c.do("GET", base+"/tokens", reader, nil)
+	if code != 200 || count(list) != 4 {
+		t.Fatalf("list: %d %v", code, list)
+	}
+	for _, d := range list["data"].([]any) {
+		tok := d.(map[string]any)
+		if _, ok := tok["token"]; ok {
+			t.Fatalf("a listed token shows its secret: %v", tok)
+		}
+		if tok["id"] == billingID && tok["last_used_at"] != "2026-11-02T09:00:00Z" {
+			t.Fatalf("last use: %v", tok)
+		}
+	}
+	// Revoking needs every scope of the token revoked.
+	if code, p := c.do("DELETE", base+"/tokens/"+billingID, reader, nil); code != 403 {
+		t.Fatalf("revoke without its scope: %d %v", code, p)
+	}
+	if code, _ := c.do("DELETE", base+"/tokens/"+billingID, acc.token, nil); code != 204 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code, _ := c.do("GET", base+"/subscription", billing, nil); code != 401 {
+		t.Fatalf("revoked token: %d", code)
+	}
+	if code, _ := c.do("DELETE", base+"/tokens/"+billingID, acc.token, nil); code != 404 {
+		t.Fatalf("revoke twice: %d", code)
+	}
+	auditRecords(t, c, acc, "api_token.revoked", 1)
+	if code, _ := c.do("GET", base+"/subscription", short, nil); code != 200 {
+		t.Fatalf("short-lived token: %d", code)
+	}
+	clock.Advance(time.Hour)
+	if code, _ := c.do("GET", base+"/subscription", short, nil); code != 401 {
+		t.Fatalf("expired token: %d", code)
+	}
+}

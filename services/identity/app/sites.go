@@ -180,5 +180,10 @@ func (a *App) Authenticate(ctx context.Context, hash []byte) (Principal, bool, e
 	if err != nil {
 		return Principal{}, false, err
 	}
+	if a.TokenUsed != nil {
+		if err := a.TokenUsed(ctx, t, a.Now().UTC().Truncate(time.Microsecond)); err != nil {
+			return Principal{}, false, err
+		}
+	}
 	return Principal{AccountID: t.AccountID, TokenID: t.ID, Scopes: t.Scopes}, true, nil
 }

@@ -18,8 +18,10 @@ import (
 // invitation and temporary-password routes (I-4).
 type AuthHTTP struct {
 	Creds *app.Credentials
-	Auth  *auth.Authenticator
-	Log   *slog.Logger
+	// Tokens lists and revokes API tokens (ports/security.go).
+	Tokens *app.Tokens
+	Auth   *auth.Authenticator
+	Log    *slog.Logger
 }
 
 // Routes mounts the routes. /v1/auth/* take no bearer token: the mailed

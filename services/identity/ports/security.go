@@ -21,6 +21,11 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	r.With(write).Put("/v1/accounts/{acc}/security-policy", h.putSecurityPolicy)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/unlock", h.unlock)
 
+	// API tokens: list and revoke (minting is in http.go).
+	anyToken := h.Auth.Require("")
+	r.With(anyToken).Get("/v1/accounts/{acc}/tokens", h.listTokens)
+	r.With(anyToken).Delete("/v1/accounts/{acc}/tokens/{tok}", h.revokeToken)
+
 	// L-5: password reset by mailed link.
 	r.Post("/v1/auth/password-reset", h.requestReset)
 	r.Post("/v1/auth/password-reset/confirm", h.confirmReset)
@@ -216,6 +221,24 @@ func (h *AuthHTTP) confirmTOTP(w http.ResponseWriter, r *http.Request) {
 
 func (h *AuthHTTP) removeTOTP(w http.ResponseWriter, r *http.Request) {
 	if err := h.Creds.RemoveTOTP(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id")); err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (h *AuthHTTP) listTokens(w http.ResponseWriter, r *http.Request) {
+	ts, err := h.Tokens.List(r.Context(), chi.URLParam(r, "acc"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": ts, "next_cursor": nil})
+}
+
+func (h *AuthHTTP) revokeToken(w http.ResponseWriter, r *http.Request) {
+	p, _ := auth.From(r.Context())
+	if err := h.Tokens.Revoke(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "tok"), p.Can); err != nil {
 		httpx.Error(w, r, h.Log, err)
 		return
 	}
