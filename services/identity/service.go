@@ -66,7 +66,7 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		}
 	}
 	// Invitations, passwords and sessions (I-4, I-6, I-7, L-1).
-	s.creds = &app.Credentials{App: a, Creds: st, Security: st, Sessions: st, Resets: st, TOTP: st, Mail: transport, PublicURL: d.PublicURL, Log: d.Log}
+	s.creds = &app.Credentials{App: a, Creds: st, Security: st, Sessions: st, Resets: st, TOTP: st, Limits: &app.RateLimiter{}, Mail: transport, PublicURL: d.PublicURL, Log: d.Log}
 	a.OnTechnicianCreated = s.creds.IssueInvitation
 	a.OnTechnicianDisabled = s.creds.RevokeAccess
 	a.AuthenticateSession = s.creds.AuthenticateSession

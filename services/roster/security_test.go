@@ -3,9 +3,12 @@ package roster
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"image/png"
 	"io"
+	"net"
+	"net/http"
 	netmail "net/mail"
 	"os"
 	"path/filepath"
@@ -102,9 +105,9 @@ func TestLockoutParallelAttemptsAndAdminUnlock(t *testing.T) {
 		if counts[401] != 4 || counts[423] != n-4 {
 			t.Fatalf("answers: %v, want 4×401 and %d×423", counts, n-4)
 		}
-		code, p := login(c, acc.id, "tess@acme.test", password)
-		if code != 423 || problemType(p) != problems+"account-locked" {
-			t.Fatalf("right password while locked: %d %v", code, p)
+		code, hdr, p := svctestDo(t, "POST", h.URL()+"/v1/auth/login", "", map[string]any{"account_id": acc.id, "email": "tess@acme.test", "password": password})
+		if code != 423 || problemType(p) != problems+"account-locked" || hdr.Get("Retry-After") == "" {
+			t.Fatalf("right password while locked: %d %v %v", code, hdr, p)
 		}
 
 		// Audited: every attempt with its source address, one lock.
@@ -638,4 +641,82 @@ func TestAPITokensListRevokeExpiry(t *testing.T) {
 	if code, _ := c.do("GET", base+"/subscription", short, nil); code != 401 {
 		t.Fatalf("expired token: %d", code)
 	}
+}
+
+// postFrom sends a JSON POST from the loopback address ip (127.0.0.x), so
+// a test can be several clients.
+func postFrom(t *testing.T, ip, url string, body any) (int, http.Header, map[string]any) {
+	t.Helper()
+	tr := &http.Transport{DialContext: (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext}
+	defer tr.CloseIdleConnections()
+	b, _ := json.Marshal(body)
+	res, err := (&http.Client{Transport: tr}).Post(url, "application/json", bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var out map[string]any
+	_ = json.NewDecoder(res.Body).Decode(&out)
+	return res.StatusCode, res.Header, out
+}
+
+// Item 8: the login, reset and token routes are rate-limited per source
+// address within an account and per account (the account's policy),
+// answering 429 with Retry-After; other addresses and accounts go on.
+func TestRateLimits(t *testing.T) {
+	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: fixedClock})
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "roster", "pro", 3)
+	other := createAccount(t, c, "roster", "pro", 3)
+	base := "/v1/accounts/" + acc.id
+	if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"rate_limit_per_address": 3, "rate_limit_per_account": 5}); code != 200 ||
+		p["rate_limit_per_address"] != 3.0 {
+		t.Fatalf("policy: %d %v", code, p)
+	}
+	loginFrom := func(ip, accID string) (int, http.Header, map[string]any) {
+		return postFrom(t, ip, h.URL()+"/v1/auth/login", map[string]any{"account_id": accID, "email": "nobody@acme.test", "password": "wrong horse battery"})
+	}
+	// Per address: three attempts (logins and resets alike), then 429.
+	for range 2 {
+		if code, _, p := loginFrom("127.0.0.2", acc.id); code != 401 {
+			t.Fatalf("login: %d %v", code, p)
+		}
+	}
+	if code, _, p := postFrom(t, "127.0.0.2", h.URL()+"/v1/auth/password-reset", map[string]any{"account_id": acc.id, "email": "x@acme.test"}); code != 202 {
+		t.Fatalf("reset: %d %v", code, p)
+	}
+	code, hdr, p := loginFrom("127.0.0.2", acc.id)
+	if code != 429 || problemType(p) != problems+"rate-limited" || hdr.Get("Retry-After") == "" || p["retry_after"].(float64) < 1 {
+		t.Fatalf("fourth request from one address: %d %v %v", code, hdr, p)
+	}
+	if code, _, _ := postFrom(t, "127.0.0.2", h.URL()+"/v1/auth/password-reset", map[string]any{"account_id": acc.id, "email": "x@acme.test"}); code != 429 {
+		t.Fatalf("reset after the limit: %d", code)
+	}
+	// Another account is not limited by this one's buckets.
+	if code, _, _ := loginFrom("127.0.0.2", other.id); code != 401 {
+		t.Fatalf("another account: %d", code)
+	}
+	// Per account: two more addresses use up the account's five (refused
+	// requests do not count).
+	for _, ip := range []string{"127.0.0.3", "127.0.0.4"} {
+		if code, _, _ := loginFrom(ip, acc.id); code != 401 {
+			t.Fatalf("from %s: %d", ip, code)
+		}
+	}
+	if code, _, _ := loginFrom("127.0.0.5", acc.id); code != 429 {
+		t.Fatalf("sixth request for the account: %d", code)
+	}
+	// The token route is limited by the same account buckets.
+	code, hdr, p = svctestDo(t, "POST", h.URL()+base+"/tokens", acc.token, map[string]any{"name": "x", "scopes": []string{"billing:read"}})
+	if code != 429 || hdr.Get("Retry-After") == "" {
+		t.Fatalf("mint while limited: %d %v", code, p)
+	}
+}
+
+func svctestDo(t *testing.T, method, url, token string, body any) (int, http.Header, map[string]any) {
+	t.Helper()
+	code, hdr, b := svctest.Do(t, method, url, token, body)
+	var out map[string]any
+	_ = json.Unmarshal(b, &out)
+	return code, hdr, out
 }

@@ -222,6 +222,7 @@ func (c *Credentials) PutSecurityPolicy(ctx context.Context, accountID string, b
 			LockoutMaxSeconds: int32(p.LockoutMaxSeconds), LockoutAdminAfter: int32(p.LockoutAdminAfter),
 			RequireSecondFactor: p.RequireSecondFactor, MaxSessions: int32(p.MaxSessions), SessionOverflow: p.SessionOverflow,
 			SessionIdleMinutes: int32(p.SessionIdleMinutes), SessionAbsoluteHours: int32(p.SessionAbsoluteHours),
+			RateLimitPerAddress: int32(p.RatePerAddress), RateLimitPerAccount: int32(p.RatePerAccount),
 		})
 	})
 	return out, err

@@ -52,6 +52,9 @@ type Credentials struct {
 	Resets ResetStore
 	// TOTP keeps second factors and recovery codes (L-3; app/totp.go).
 	TOTP TOTPStore
+	// Limits rate-limits the login, reset and token routes; nil limits
+	// nothing (app/ratelimit.go).
+	Limits *RateLimiter
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).

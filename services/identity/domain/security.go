@@ -33,6 +33,10 @@ type SecurityPolicy struct {
 	// ends this long after the login (absolute expiry).
 	SessionIdleMinutes   int `json:"session_idle_minutes"`
 	SessionAbsoluteHours int `json:"session_absolute_hours"`
+	// Rate limits of the login, reset and token routes, per minute: per
+	// source address within the account, and for the whole account.
+	RatePerAddress int `json:"rate_limit_per_address"`
+	RatePerAccount int `json:"rate_limit_per_account"`
 }
 
 // Second-factor requirements and session overflow modes.
@@ -47,12 +51,14 @@ const (
 // DefaultSecurityPolicy is the policy of an account that never set one:
 // 5 failures lock for 1 minute, doubling up to 15 minutes, and the 6th
 // lock in a row waits for an admin; no second factor required; no session
-// cap; sessions end after 1 hour unused or 12 hours after the login.
+// cap; sessions end after 1 hour unused or 12 hours after the login; 120
+// login, reset and token requests a minute per address, 1200 per account.
 func DefaultSecurityPolicy() SecurityPolicy {
 	return SecurityPolicy{
 		LockoutThreshold: 5, LockoutBaseSeconds: 60, LockoutMaxSeconds: 15 * 60, LockoutAdminAfter: 5,
 		RequireSecondFactor: SecondFactorNone, MaxSessions: 0, SessionOverflow: OverflowEndOldest,
 		SessionIdleMinutes: 60, SessionAbsoluteHours: int(SessionTTL / time.Hour),
+		RatePerAddress: 120, RatePerAccount: 1200,
 	}
 }
 
@@ -71,6 +77,8 @@ func (p SecurityPolicy) Validate() *problem.Problem {
 	between("max_sessions", p.MaxSessions, 0, 1000)
 	between("session_idle_minutes", p.SessionIdleMinutes, 1, 30*24*60)
 	between("session_absolute_hours", p.SessionAbsoluteHours, 1, 90*24)
+	between("rate_limit_per_address", p.RatePerAddress, 1, 100000)
+	between("rate_limit_per_account", p.RatePerAccount, 1, 1000000)
 	switch p.RequireSecondFactor {
 	case SecondFactorNone, SecondFactorAdmins, SecondFactorAll:
 	default:

@@ -50,6 +50,9 @@ func (h *AuthHTTP) setPassword(w http.ResponseWriter, r *http.Request) {
 	if _, ok := body(w, r, &req, false); !ok {
 		return
 	}
+	if !h.throttle(w, r, "") {
+		return
+	}
 	r = anonymous(r)
 	if err := h.Creds.AcceptInvitation(r.Context(), req.Token, req.Password); err != nil {
 		httpx.Error(w, r, h.Log, err)
@@ -63,6 +66,9 @@ func (h *AuthHTTP) login(w http.ResponseWriter, r *http.Request) {
 	if _, ok := body(w, r, &req, false); !ok {
 		return
 	}
+	if !h.throttle(w, r, req.AccountID) {
+		return
+	}
 	r = anonymous(r)
 	req.SourceAddress = httpx.ClientIP(r)
 	if req.DeviceLabel == "" {
@@ -70,7 +76,7 @@ func (h *AuthHTTP) login(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.Creds.Login(r.Context(), req)
 	if err != nil {
-		httpx.Error(w, r, h.Log, err)
+		h.fail(w, r, err) // 423 with Retry-After
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store") // the answer holds a secret

@@ -1,8 +1,10 @@
 package ports
 
 import (
+	"errors"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/go-chi/chi/v5"
 
@@ -10,6 +12,7 @@ import (
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
+	"roster.dev/services/identity/app"
 )
 
 // securityRoutes mounts the login-security routes of issue 7: the
@@ -23,8 +26,9 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 
 	// API tokens: list and revoke (minting is in http.go).
 	anyToken := h.Auth.Require("")
+	r.With(anyToken, h.limited).Post("/v1/accounts/{acc}/tokens", h.mintToken)
 	r.With(anyToken).Get("/v1/accounts/{acc}/tokens", h.listTokens)
-	r.With(anyToken).Delete("/v1/accounts/{acc}/tokens/{tok}", h.revokeToken)
+	r.With(anyToken, h.limited).Delete("/v1/accounts/{acc}/tokens/{tok}", h.revokeToken)
 
 	// L-5: password reset by mailed link.
 	r.Post("/v1/auth/password-reset", h.requestReset)
@@ -34,7 +38,7 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	// session), removal by an admin.
 	enroll := h.Auth.Require(auth.EnrollmentScope)
 	r.With(enroll).Post("/v1/auth/totp/enroll", h.enrollTOTP)
-	r.With(enroll).Post("/v1/auth/totp/confirm", h.confirmTOTP)
+	r.With(enroll, h.limited).Post("/v1/auth/totp/confirm", h.confirmTOTP)
 	r.With(write).Delete("/v1/accounts/{acc}/technicians/{id}/totp", h.removeTOTP)
 
 	// L-4: a technician's own sessions (session token), and an admin's view.
@@ -157,6 +161,9 @@ func (h *AuthHTTP) requestReset(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !h.throttle(w, r, req.AccountID) {
+		return
+	}
 	r = anonymous(r)
 	res, err := h.Creds.RequestPasswordReset(r.Context(), req.AccountID, req.Email, httpx.ClientIP(r), key(r), b)
 	if err != nil {
@@ -172,6 +179,9 @@ func (h *AuthHTTP) confirmReset(w http.ResponseWriter, r *http.Request) {
 		Password string `json:"password"`
 	}
 	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	if !h.throttle(w, r, "") {
 		return
 	}
 	r = anonymous(r)
@@ -243,4 +253,57 @@ func (h *AuthHTTP) revokeToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// throttle applies the rate limits of the login, reset and token routes
+// (item 8 of issue 7) to the request, for accountID when known; false
+// after answering 429 with Retry-After.
+func (h *AuthHTTP) throttle(w http.ResponseWriter, r *http.Request, accountID string) bool {
+	if err := h.Creds.Throttle(r.Context(), accountID, httpx.ClientIP(r)); err != nil {
+		h.fail(w, r, err)
+		return false
+	}
+	return true
+}
+
+// limited is throttle as middleware: the account is the route's {acc}, or
+// the session's.
+func (h *AuthHTTP) limited(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		acc := chi.URLParam(r, "acc")
+		if acc == "" {
+			p, _ := auth.From(r.Context())
+			acc = p.AccountID
+		}
+		if h.throttle(w, r, acc) {
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// fail writes err; a problem carrying retry_after (429, 423) also sets the
+// Retry-After header (RFC 9110) to it.
+func (h *AuthHTTP) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var p *problem.Problem
+	if errors.As(err, &p) {
+		if secs, ok := p.Extensions["retry_after"].(int); ok && secs > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+		}
+	}
+	httpx.Error(w, r, h.Log, err)
+}
+
+func (h *AuthHTTP) mintToken(w http.ResponseWriter, r *http.Request) {
+	var req app.NewToken
+	b, ok := body(w, r, &req, false)
+	if !ok {
+		return
+	}
+	p, _ := auth.From(r.Context())
+	res, err := h.Tokens.MintToken(r.Context(), chi.URLParam(r, "acc"), req, p.Can, key(r), b)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	idempotency.Write(w, res)
 }

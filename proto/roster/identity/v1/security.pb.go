@@ -455,6 +455,8 @@ type SecurityPolicyUpdated struct {
 	SessionOverflow      string                 `protobuf:"bytes,8,opt,name=session_overflow,json=sessionOverflow,proto3" json:"session_overflow,omitempty"`
 	SessionIdleMinutes   int32                  `protobuf:"varint,9,opt,name=session_idle_minutes,json=sessionIdleMinutes,proto3" json:"session_idle_minutes,omitempty"`
 	SessionAbsoluteHours int32                  `protobuf:"varint,10,opt,name=session_absolute_hours,json=sessionAbsoluteHours,proto3" json:"session_absolute_hours,omitempty"`
+	RateLimitPerAddress  int32                  `protobuf:"varint,11,opt,name=rate_limit_per_address,json=rateLimitPerAddress,proto3" json:"rate_limit_per_address,omitempty"`
+	RateLimitPerAccount  int32                  `protobuf:"varint,12,opt,name=rate_limit_per_account,json=rateLimitPerAccount,proto3" json:"rate_limit_per_account,omitempty"`
 	unknownFields        protoimpl.UnknownFields
 	sizeCache            protoimpl.SizeCache
 }
@@ -555,6 +557,20 @@ func (x *SecurityPolicyUpdated) GetSessionIdleMinutes() int32 {
 func (x *SecurityPolicyUpdated) GetSessionAbsoluteHours() int32 {
 	if x != nil {
 		return x.SessionAbsoluteHours
+	}
+	return 0
+}
+
+func (x *SecurityPolicyUpdated) GetRateLimitPerAddress() int32 {
+	if x != nil {
+		return x.RateLimitPerAddress
+	}
+	return 0
+}
+
+func (x *SecurityPolicyUpdated) GetRateLimitPerAccount() int32 {
+	if x != nil {
+		return x.RateLimitPerAccount
 	}
 	return 0
 }
@@ -786,7 +802,7 @@ const file_roster_identity_v1_security_proto_rawDesc = "" +
 	"\x10RecoveryCodeUsed\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x1c\n" +
-	"\tremaining\x18\x03 \x01(\x05R\tremaining\"\xf1\x03\n" +
+	"\tremaining\x18\x03 \x01(\x05R\tremaining\"\xdb\x04\n" +
 	"\x15SecurityPolicyUpdated\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12+\n" +
 	"\x11lockout_threshold\x18\x02 \x01(\x05R\x10lockoutThreshold\x120\n" +
@@ -798,7 +814,9 @@ const file_roster_identity_v1_security_proto_rawDesc = "" +
 	"\x10session_overflow\x18\b \x01(\tR\x0fsessionOverflow\x120\n" +
 	"\x14session_idle_minutes\x18\t \x01(\x05R\x12sessionIdleMinutes\x124\n" +
 	"\x16session_absolute_hours\x18\n" +
-	" \x01(\x05R\x14sessionAbsoluteHours\"\x8f\x01\n" +
+	" \x01(\x05R\x14sessionAbsoluteHours\x123\n" +
+	"\x16rate_limit_per_address\x18\v \x01(\x05R\x13rateLimitPerAddress\x123\n" +
+	"\x16rate_limit_per_account\x18\f \x01(\x05R\x13rateLimitPerAccount\"\x8f\x01\n" +
 	"\rSsoConfigured\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x16\n" +
 	"\x06issuer\x18\x02 \x01(\tR\x06issuer\x12\x1b\n" +
