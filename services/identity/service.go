@@ -77,6 +77,9 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		return err
 	}
 	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
-	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, Auth: d.Auth, Log: d.Log}
+	// L-6: single sign-on, gated by plan over request-reply (S-8).
+	sso := &app.SSO{Credentials: s.creds, Store: st, Gates: adapters.SSOGate{NC: rpcConn}}
+	s.creds.SSOConfigs = st
+	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
 	return nil
 }

@@ -52,6 +52,9 @@ type Credentials struct {
 	Resets ResetStore
 	// TOTP keeps second factors and recovery codes (L-3; app/totp.go).
 	TOTP TOTPStore
+	// SSOConfigs tells whether an account enforces single sign-on (L-6;
+	// app/sso.go); nil: none does.
+	SSOConfigs SSOStore
 	// Limits rate-limits the login, reset and token routes; nil limits
 	// nothing (app/ratelimit.go).
 	Limits *RateLimiter
@@ -162,6 +165,13 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	}
 	if len(req.Password) > 4*domain.MaxPasswordLength {
 		return LoggedIn{}, domain.ErrInvalidCredentials()
+	}
+	// L-6: an account enforcing single sign-on has no password login, for
+	// any email alike.
+	if enforced, err := c.ssoEnforced(ctx, req.AccountID); err != nil {
+		return LoggedIn{}, err
+	} else if enforced {
+		return LoggedIn{}, c.fail(ctx, failure{accountID: req.AccountID, email: req.Email, reason: "sso_enforced"}, domain.ErrSSOEnforced())
 	}
 	rec, err := c.Creds.LoginRecord(ctx, req.AccountID, req.Email)
 	if err != nil && !errors.Is(err, ErrNotFound) {

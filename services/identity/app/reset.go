@@ -94,6 +94,12 @@ func (c *Credentials) processReset(ctx context.Context, r ResetRequest) error {
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return err
 	}
+	// L-6: under enforced single sign-on there is no password to reset.
+	if enforced, err := c.ssoEnforced(ctx, r.AccountID); err != nil {
+		return err
+	} else if enforced {
+		known = false
+	}
 	var acc domain.Account
 	var t domain.Technician
 	if known {

@@ -20,8 +20,10 @@ type AuthHTTP struct {
 	Creds *app.Credentials
 	// Tokens lists and revokes API tokens (ports/security.go).
 	Tokens *app.Tokens
-	Auth   *auth.Authenticator
-	Log    *slog.Logger
+	// SSO is the single sign-on (ports/security.go).
+	SSO  *app.SSO
+	Auth *auth.Authenticator
+	Log  *slog.Logger
 }
 
 // Routes mounts the routes. /v1/auth/* take no bearer token: the mailed

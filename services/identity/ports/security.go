@@ -5,6 +5,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -13,6 +14,7 @@ import (
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
 	"roster.dev/services/identity/app"
+	"roster.dev/services/identity/domain"
 )
 
 // securityRoutes mounts the login-security routes of issue 7: the
@@ -29,6 +31,12 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	r.With(anyToken, h.limited).Post("/v1/accounts/{acc}/tokens", h.mintToken)
 	r.With(anyToken).Get("/v1/accounts/{acc}/tokens", h.listTokens)
 	r.With(anyToken, h.limited).Delete("/v1/accounts/{acc}/tokens/{tok}", h.revokeToken)
+
+	// L-6: single sign-on configuration and the OIDC flow.
+	r.With(read).Get("/v1/accounts/{acc}/sso", h.getSSO)
+	r.With(write).Put("/v1/accounts/{acc}/sso", h.putSSO)
+	r.Get("/v1/auth/oidc/{acc}/start", h.startSSO)
+	r.Get("/v1/auth/oidc/{acc}/callback", h.ssoCallback)
 
 	// L-5: password reset by mailed link.
 	r.Post("/v1/auth/password-reset", h.requestReset)
@@ -306,4 +314,71 @@ func (h *AuthHTTP) mintToken(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	idempotency.Write(w, res)
+}
+
+func (h *AuthHTTP) getSSO(w http.ResponseWriter, r *http.Request) {
+	v, err := h.SSO.GetSSO(r.Context(), chi.URLParam(r, "acc"))
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, v)
+}
+
+func (h *AuthHTTP) putSSO(w http.ResponseWriter, r *http.Request) {
+	var req domain.SSOConfig
+	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	v, err := h.SSO.PutSSO(r.Context(), chi.URLParam(r, "acc"), req)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	httpx.JSON(w, http.StatusOK, v)
+}
+
+// ssoCookie binds a sign-on to the browser that started it: the callback
+// must come back with the state in this cookie (login CSRF).
+const ssoCookie = "roster_oidc_state"
+
+func (h *AuthHTTP) startSSO(w http.ResponseWriter, r *http.Request) {
+	acc := chi.URLParam(r, "acc")
+	if !h.throttle(w, r, acc) {
+		return
+	}
+	st, err := h.SSO.StartSSO(r.Context(), acc)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: st.State, Path: "/v1/auth/oidc/" + acc + "/", MaxAge: 600,
+		HttpOnly: true, Secure: strings.HasPrefix(h.Creds.PublicURL, "https://"), SameSite: http.SameSiteLaxMode})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, st.AuthorizationURL, http.StatusFound)
+}
+
+func (h *AuthHTTP) ssoCallback(w http.ResponseWriter, r *http.Request) {
+	acc := chi.URLParam(r, "acc")
+	if !h.throttle(w, r, acc) {
+		return
+	}
+	q := r.URL.Query()
+	var cookie string
+	if c, err := r.Cookie(ssoCookie); err == nil {
+		cookie = c.Value
+	}
+	http.SetCookie(w, &http.Cookie{Name: ssoCookie, Value: "", Path: "/v1/auth/oidc/" + acc + "/", MaxAge: -1, HttpOnly: true})
+	r = anonymous(r)
+	idpErr := q.Get("error")
+	if d := q.Get("error_description"); idpErr != "" && d != "" {
+		idpErr += ": " + d
+	}
+	res, err := h.SSO.SSOCallback(r.Context(), acc, q.Get("state"), cookie, q.Get("code"), idpErr, httpx.ClientIP(r), r.UserAgent())
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	httpx.JSON(w, http.StatusOK, res)
 }
