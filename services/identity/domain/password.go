@@ -107,23 +107,43 @@ var ErrBadHash = errors.New("password hash: not an argon2id PHC string within bo
 // comparing in constant time. The parameters are read from encoded, within
 // bounds, so a damaged row cannot make one check take gigabytes.
 func VerifyPassword(encoded, password string) (bool, error) {
+	ph, err := ParsePHC(encoded)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), ph.Salt, ph.Time, ph.Memory, ph.Threads, uint32(len(ph.Key)))
+	return subtle.ConstantTimeCompare(got, ph.Key) == 1, nil
+}
+
+// PHC is a parsed argon2id PHC string.
+type PHC struct {
+	Memory, Time uint32
+	Threads      uint8
+	Salt, Key    []byte
+}
+
+// ParsePHC reads an argon2id PHC string within bounds (a damaged row
+// cannot make one check take gigabytes): m ≤ 1 GiB, t ≤ 16, p ≤ 16, salt
+// 8…64 bytes, key 16…64 bytes.
+func ParsePHC(encoded string) (PHC, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
-		return false, ErrBadHash
+		return PHC{}, ErrBadHash
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, ErrBadHash
+	var ph PHC
+	var rest string
+	if n, _ := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d%s", &ph.Memory, &ph.Time, &ph.Threads, &rest); n != 3 ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", ph.Memory, ph.Time, ph.Threads) {
+		return PHC{}, ErrBadHash
 	}
 	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || m < 8 || m > 1<<20 || t < 1 || t > 16 || p < 1 || p > 16 ||
-		len(salt) < 8 || len(salt) > 64 || len(want) < 16 || len(want) > 64 {
-		return false, ErrBadHash
+	key, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || ph.Memory < 8 || ph.Memory > 1<<20 || ph.Time < 1 || ph.Time > 16 || ph.Threads < 1 || ph.Threads > 16 ||
+		len(salt) < 8 || len(salt) > 64 || len(key) < 16 || len(key) > 64 {
+		return PHC{}, ErrBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	ph.Salt, ph.Key = salt, key
+	return ph, nil
 }
 
 // ErrInvalidCredentials is the one answer to a failed login, whatever
