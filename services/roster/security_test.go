@@ -175,6 +175,19 @@ func TestLockoutParallelAttemptsAndAdminUnlock(t *testing.T) {
 				t.Fatalf("lock after a success: %d %v", code, p)
 			}
 		}
+		// The CLI: the policy, and the unlock.
+		cli := []string{"--server=" + h.URL(), "--token=" + acc.token, "--account=" + acc.id}
+		out, err := run(t, append([]string{"security", "policy", "--set", "lockout_threshold=7"}, cli...)...)
+		if err != nil || !strings.Contains(out, "lockout_threshold") || !strings.Contains(out, "7") {
+			t.Fatalf("security policy --set: %v\n%s", err, out)
+		}
+		out, err = run(t, append([]string{"security", "unlock", tess}, cli...)...)
+		if err != nil || !strings.Contains(out, tess+" unlocked") {
+			t.Fatalf("security unlock: %v\n%s", err, out)
+		}
+		if code, _ := login(c, acc.id, "tess@acme.test", password); code != 200 {
+			t.Fatalf("login after the CLI unlock: %d", code)
+		}
 	})
 }
 
