@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,6 +16,7 @@ import (
 	"roster.dev/pkg/svc"
 	"roster.dev/services/identity/adapters"
 	"roster.dev/services/identity/app"
+	"roster.dev/services/identity/domain"
 	"roster.dev/services/identity/migrations"
 	"roster.dev/services/identity/ports"
 )
@@ -54,6 +56,15 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	rpcConn, err := d.Connect("identity-rpc")
 	if err != nil {
 		return err
+	}
+	// L-1: argon2id parameters for new hashes; OWASP's minimum unless
+	// ROSTER_ARGON2 (m=<KiB>,t=<passes>,p=<lanes>) asks for more.
+	if v := os.Getenv("ROSTER_ARGON2"); v != "" {
+		p, err := domain.ParseArgon2(v)
+		if err != nil {
+			return fmt.Errorf("ROSTER_ARGON2: %w", err)
+		}
+		domain.SetArgon2(p)
 	}
 	st := adapters.Store{DB: d.DB}
 	seats := adapters.Seats{NC: rpcConn}

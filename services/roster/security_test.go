@@ -317,10 +317,29 @@ func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
 			t.Fatal("a session lived past its absolute expiry")
 		}
 
-		// A password change ends every session, and so does a disable.
-		one := loginAs(t, c, acc, "tess@acme.test", password, "one")
+		// The technician changes their password: the other sessions end,
+		// the caller's stays; a wrong current password is a failure.
+		mine := loginAs(t, c, acc, "tess@acme.test", password, "mine")
+		theirs := loginAs(t, c, acc, "tess@acme.test", password, "theirs")
+		if code, p := c.do("POST", "/v1/auth/password/change", mine, map[string]any{"current_password": "wrong horse battery", "new_password": "yet another passphrase"}); code != 401 {
+			t.Fatalf("change with a wrong password: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/auth/password/change", mine, map[string]any{"current_password": password, "new_password": "short"}); code != 422 ||
+			p["errors"].([]any)[0].(map[string]any)["field"] != "new_password" {
+			t.Fatalf("change to a weak password: %d %v", code, p)
+		}
+		if code, p := c.do("POST", "/v1/auth/password/change", mine, map[string]any{"current_password": password, "new_password": password + "!"}); code != 204 {
+			t.Fatalf("change: %d %v", code, p)
+		}
+		if !live(mine) || live(theirs) {
+			t.Fatalf("after a change: mine %v theirs %v", live(mine), live(theirs))
+		}
+
+		// An admin's password change ends every session, and so does a
+		// disable.
+		one := loginAs(t, c, acc, "tess@acme.test", password+"!", "one")
 		withPassword(t, c, acc, tess, "another long passphrase")
-		if live(one) {
+		if live(one) || live(mine) {
 			t.Fatal("session survived a password change")
 		}
 		two := loginAs(t, c, acc, "tess@acme.test", "another long passphrase", "two")
@@ -335,12 +354,12 @@ func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
 		if code, p := c.do("POST", base+"/technicians/"+tess+"/disable", acc.token, nil); code != 200 || live(three) {
 			t.Fatalf("disable: %d %v", code, p)
 		}
-		revoked := auditRecords(t, c, acc, "sessions.revoked", 7)
+		revoked := auditRecords(t, c, acc, "sessions.revoked", 8)
 		reasons := map[string]int{}
 		for _, r := range revoked {
 			reasons[r["data"].(map[string]any)["reason"].(string)]++
 		}
-		if reasons["session_cap"] != 1 || reasons["revoked"] != 3 || reasons["logout"] != 1 || reasons["password_changed"] != 1 || reasons["disabled"] != 1 {
+		if reasons["session_cap"] != 1 || reasons["revoked"] != 3 || reasons["logout"] != 1 || reasons["password_changed"] != 2 || reasons["disabled"] != 1 {
 			t.Fatalf("revocations audited: %v", reasons)
 		}
 	})

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -71,16 +72,53 @@ func CheckPassword(password, email string) *problem.Problem {
 	return nil
 }
 
-// Argon2id parameters (L-1), at least OWASP's minimum (m=19 MiB, t=2,
-// p=1). They are stored with every hash (PHC string), so they can be
-// raised later without invalidating stored passwords.
+// Argon2id output and salt lengths (L-1).
 const (
-	argonMemory  = 19456 // KiB
-	argonTime    = 2
-	argonThreads = 1
-	argonKeyLen  = 32
-	SaltLen      = 16
+	argonKeyLen = 32
+	SaltLen     = 16
 )
+
+// Argon2Params are argon2id's cost parameters (L-1). They are stored with
+// every hash (PHC string), so they can be raised without invalidating
+// stored passwords.
+type Argon2Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+}
+
+func (p Argon2Params) String() string {
+	return fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads)
+}
+
+// Argon2Default is OWASP's recommended minimum: m=19 MiB, t=2, p=1.
+var Argon2Default = Argon2Params{Memory: 19456, Time: 2, Threads: 1}
+
+var argonParams atomic.Pointer[Argon2Params]
+
+func init() { argonParams.Store(&Argon2Default) }
+
+// ParseArgon2 reads parameters written as "m=<KiB>,t=<passes>,p=<lanes>"
+// (the ROSTER_ARGON2 setting) and refuses anything weaker than OWASP's
+// recommendations — m ≥ 7 MiB and m×t ≥ 35 MiB·passes, the line through
+// OWASP's equivalent settings (46 MiB×1 … 7 MiB×5) — or beyond the bounds
+// a stored hash may have (m ≤ 1 GiB, t ≤ 16, p 1…16).
+func ParseArgon2(s string) (Argon2Params, error) {
+	var p Argon2Params
+	if n, _ := fmt.Sscanf(s, "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); n != 3 || s != p.String() {
+		return p, fmt.Errorf("argon2 parameters %q: want m=<KiB>,t=<passes>,p=<lanes>, such as %s", s, Argon2Default)
+	}
+	switch {
+	case p.Memory > 1<<20 || p.Time < 1 || p.Time > 16 || p.Threads < 1 || p.Threads > 16:
+		return p, fmt.Errorf("argon2 parameters %s: out of bounds (m ≤ 1048576, t 1…16, p 1…16)", p)
+	case p.Memory < 7*1024 || uint64(p.Memory)*uint64(p.Time) < 35*1024:
+		return p, fmt.Errorf("argon2 parameters %s: weaker than OWASP's minimum (%s, or m ≥ 7168 with m×t ≥ 35840)", p, Argon2Default)
+	}
+	return p, nil
+}
+
+// SetArgon2 makes p the parameters of new hashes (from ParseArgon2).
+func SetArgon2(p Argon2Params) { argonParams.Store(&p) }
 
 // NewSalt returns SaltLen random bytes.
 func NewSalt() []byte {
@@ -91,12 +129,13 @@ func NewSalt() []byte {
 
 var b64 = base64.RawStdEncoding
 
-// HashPassword hashes password with argon2id and salt (L-1), encoded as a
-// PHC string: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+// HashPassword hashes password with argon2id and salt (L-1) under the
+// current parameters, encoded as a PHC string:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
 func HashPassword(password string, salt []byte) string {
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		b64.EncodeToString(salt), b64.EncodeToString(key))
+	p := argonParams.Load()
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$%s$%s$%s", argon2.Version, p, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // ErrBadHash is a stored hash that is not an argon2id PHC string Roster

@@ -52,6 +52,7 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 	// L-4: a technician's own sessions (session token), and an admin's view.
 	self := h.Auth.Require("")
 	r.With(self).Post("/v1/auth/logout", h.logout)
+	r.With(self, h.limited).Post("/v1/auth/password/change", h.changePassword)
 	r.With(self).Get("/v1/auth/sessions", h.ownSessions)
 	r.With(self).Delete("/v1/auth/sessions/{sid}", h.revokeOwnSession)
 	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/sessions", h.technicianSessions)
@@ -381,4 +382,23 @@ func (h *AuthHTTP) ssoCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	httpx.JSON(w, http.StatusOK, res)
+}
+
+func (h *AuthHTTP) changePassword(w http.ResponseWriter, r *http.Request) {
+	p, ok := technicianOf(w, r)
+	if !ok {
+		return
+	}
+	var req struct {
+		CurrentPassword string `json:"current_password"`
+		NewPassword     string `json:"new_password"`
+	}
+	if _, ok := body(w, r, &req, false); !ok {
+		return
+	}
+	if err := h.Creds.ChangePassword(r.Context(), p.AccountID, p.TechnicianID, p.TokenID, req.CurrentPassword, req.NewPassword); err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }
