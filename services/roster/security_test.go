@@ -617,8 +617,12 @@ func TestTOTPSecondFactor(t *testing.T) {
 // with their last use, revoked at once (by a token holding their scopes),
 // audited; an expired token is refused.
 func TestAPITokensListRevokeExpiry(t *testing.T) {
+	svctest.EachBackend(t, testAPITokensListRevokeExpiry)
+}
+
+func testAPITokensListRevokeExpiry(t *testing.T, db string) {
 	clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
-	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: clock.Now})
+	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "pro", 3)
 	base := "/v1/accounts/" + acc.id

@@ -71,6 +71,10 @@ func signOn(t *testing.T, b browser, h *svc.Host, acc string) (int, map[string]a
 // self-registration); enforced SSO turns password login off; a plan
 // without SSO gets 403 plan-gate.
 func TestOIDCSingleSignOn(t *testing.T) {
+	svctest.EachBackend(t, testOIDCSingleSignOn)
+}
+
+func testOIDCSingleSignOn(t *testing.T, db string) {
 	idp, err := mockoidc.Run()
 	if err != nil {
 		t.Fatal(err)
@@ -79,7 +83,7 @@ func TestOIDCSingleSignOn(t *testing.T) {
 	idp.CodeChallengeMethodsSupported = []string{"S256"}
 	cfg := idp.Config()
 
-	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: fixedClock})
+	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: fixedClock})
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "pro", 3)
 	base := "/v1/accounts/" + acc.id
