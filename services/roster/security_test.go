@@ -563,10 +563,39 @@ func TestTOTPSecondFactor(t *testing.T) {
 		if code, p := totpLogin("tess@acme.test", codeAt(clock.Now())); code != 401 || problemType(p) != problems+"invalid-second-factor" {
 			t.Fatalf("replayed confirmation code: %d %v", code, p)
 		}
+		// Ten parallel logins with the next code: exactly one gets in.
 		clock.Advance(30 * time.Second)
 		next := codeAt(clock.Now())
-		if code, s := totpLogin("tess@acme.test", next); code != 200 || s["second_factor_enrollment_required"] != false {
-			t.Fatalf("login with the next code: %d %v", code, s)
+		var wg sync.WaitGroup
+		oks := make(chan map[string]any, 10)
+		for range 10 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				code, s, err := post(h.URL()+"/v1/auth/login", map[string]any{"account_id": acc.id, "email": "tess@acme.test", "password": password, "totp": next})
+				if err != nil {
+					t.Error(err)
+				}
+				if code == 200 {
+					oks <- s
+				}
+			}()
+		}
+		wg.Wait()
+		close(oks)
+		if len(oks) != 1 {
+			t.Fatalf("%d parallel logins with one code got in, want 1", len(oks))
+		}
+		if s := <-oks; s["second_factor_enrollment_required"] != false {
+			t.Fatalf("login with the next code: %v", s)
+		}
+		// The nine refused replays locked the second factor (L-3: five
+		// failures); an admin unlocks.
+		if code, p := totpLogin("tess@acme.test", next); code != 423 {
+			t.Fatalf("replayed code after nine replays: %d %v", code, p)
+		}
+		if code, _ := c.do("POST", base+"/technicians/"+tess+"/unlock", acc.token, nil); code != 200 {
+			t.Fatalf("unlock: %d", code)
 		}
 		if code, p := totpLogin("tess@acme.test", next); code != 401 || problemType(p) != problems+"invalid-second-factor" {
 			t.Fatalf("replayed code: %d %v", code, p)
@@ -593,9 +622,10 @@ func TestTOTPSecondFactor(t *testing.T) {
 		if code, _ := totpLogin("tess@acme.test", codeAt(clock.Now())); code != 423 {
 			t.Fatalf("right code while locked: %d", code)
 		}
-		locked := auditRecords(t, c, acc, "technician.locked", 1)
-		if locked[0]["data"].(map[string]any)["factor"] != "totp" {
-			t.Fatalf("lock: %v", locked[0])
+		for _, l := range auditRecords(t, c, acc, "technician.locked", 2) { // the replays' and this one
+			if l["data"].(map[string]any)["factor"] != "totp" {
+				t.Fatalf("lock: %v", l)
+			}
 		}
 		if code, _ := c.do("POST", base+"/technicians/"+tess+"/unlock", acc.token, nil); code != 200 {
 			t.Fatalf("unlock: %d", code)
@@ -755,4 +785,60 @@ func svctestDo(t *testing.T, method, url, token string, body any) (int, http.Hea
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
 	return code, hdr, out
+}
+
+// L-4 under concurrency: ten parallel logins against a cap of three
+// open exactly three sessions when refusing, and leave exactly three live
+// when ending the oldest.
+func TestSessionCapUnderParallelLogins(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: fixedClock})
+		c := client{t, h.URL()}
+		acc := createAccount(t, c, "roster", "pro", 3)
+		base := "/v1/accounts/" + acc.id
+		tess := addTechnician(t, c, acc, "tess@acme.test")
+		const password = "correct horse battery"
+		withPassword(t, c, acc, tess, password)
+		parallel := func() map[int]int {
+			var wg sync.WaitGroup
+			codes := make(chan int, 10)
+			for range 10 {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					code, _, err := post(h.URL()+"/v1/auth/login", map[string]any{"account_id": acc.id, "email": "tess@acme.test", "password": password})
+					if err != nil {
+						t.Error(err)
+					}
+					codes <- code
+				}()
+			}
+			wg.Wait()
+			close(codes)
+			counts := map[int]int{}
+			for code := range codes {
+				counts[code]++
+			}
+			return counts
+		}
+		liveSessions := func() int {
+			_, list := c.do("GET", base+"/technicians/"+tess+"/sessions", acc.token, nil)
+			return count(list)
+		}
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"max_sessions": 3, "session_overflow": "refuse"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		if got := parallel(); got[200] != 3 || got[409] != 7 || liveSessions() != 3 {
+			t.Fatalf("refuse: %v, %d live", got, liveSessions())
+		}
+		if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/sessions", acc.token, nil); code != 204 || liveSessions() != 0 {
+			t.Fatalf("revoke all: %d", code)
+		}
+		if code, p := c.do("PUT", base+"/security-policy", acc.token, map[string]any{"session_overflow": "end_oldest"}); code != 200 {
+			t.Fatalf("policy: %d %v", code, p)
+		}
+		if got := parallel(); got[200] != 10 || liveSessions() != 3 {
+			t.Fatalf("end_oldest: %v, %d live", got, liveSessions())
+		}
+	})
 }
