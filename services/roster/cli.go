@@ -56,6 +56,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(rolesCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
 	root.AddCommand(auditCommands(stdout)...)
+	root.AddCommand(securityCommands(stdout)...)
 	return root
 }
 
