@@ -838,7 +838,9 @@ func (x *Directory) applyTermination(ctx context.Context, t Termination) error {
 	}
 	o := outcome{status: domain.DeliveryApplied, reason: "disabled on the effective date " + t.EffectiveDate,
 		technicianID: emp.TechnicianID, endUserID: emp.EndUserID}
-	claim := func(tx *sql.Tx) (bool, error) { return x.Store.CompleteTermination(ctx, tx, t.AccountID, t.EmployeeID, x.Now()) }
+	claim := func(tx *sql.Tx) (bool, error) {
+		return x.Store.CompleteTermination(ctx, tx, t.AccountID, t.EmployeeID, x.Now())
+	}
 	o.apply = func(tx *sql.Tx) error {
 		if ok, err := claim(tx); err != nil || !ok {
 			return errClaimed
