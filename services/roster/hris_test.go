@@ -113,6 +113,7 @@ func TestHRISWebhooks(t *testing.T) {
 			t.Fatalf("default mapping: %d %v", code, body)
 		}
 		mapping := map[string]any{"rules": []any{
+			map[string]any{"when": map[string]any{"department": "IT Support", "job_title": "Lead"}, "then": map[string]any{"kind": "technician", "role": "Account manager"}},
 			map[string]any{"when": map[string]any{"department": "IT Support"}, "then": map[string]any{"kind": "technician", "role": "Billing"}},
 			map[string]any{"when": map[string]any{"department": "sales"}, "then": map[string]any{"kind": "end_user", "site_id": site["id"]}},
 		}, "default": map[string]any{"kind": "ignore"}, "allow_seat_purchase": false}
@@ -188,6 +189,23 @@ func TestHRISWebhooks(t *testing.T) {
 			data, _ := ch["data"].([]any)
 			return len(data) == 1 && data[0].(map[string]any)["technician_id"] == jo
 		})
+
+		// An update that maps to another role: requested from rolepolicy,
+		// pre-assigned until the first login (roster, R-6); directory
+		// attributes kept.
+		promoted := employeeEvent("employee.updated", "E2", "jo@acme.test", "Jo", "Lead", "IT Support", "")
+		promoted["employee"].(map[string]any)["job_title"] = "Lead"
+		_, body = s.send("msg_2b", time.Second, promoted)
+		if d := awaitDelivery(t, c, acc, body["id"].(string), "applied"); d["reason"] != `updated; role "Account manager" requested (rule 1)` {
+			t.Fatalf("role change: %v", d)
+		}
+		svctest.Eventually(t, "the role pre-assigned", func() bool {
+			_, r := c.do("GET", base+"/technicians/"+jo+"/role", acc.token, nil)
+			return r["requested_role"] == "Account manager" && r["role"] == "Beginner"
+		})
+		if _, tech := c.do("GET", base+"/technicians/"+jo, acc.token, nil); tech["last_name"] != "Lead" {
+			t.Fatalf("updated names: %v", tech)
+		}
 
 		// Ignored and end-user employees.
 		_, body = s.send("msg_3", 0, employeeEvent("employee.hired", "E3", "max@acme.test", "Max", "M", "Facilities", ""))
@@ -316,5 +334,41 @@ func TestHRISShuffledSequence(t *testing.T) {
 				t.Errorf("employee %d end state: %v", e, tech)
 			}
 		}
+	})
+}
+
+// H-1: a termination scheduled for a future date survives a restart and is
+// applied once on its date by the host that runs then.
+func TestHRISTerminationSurvivesRestart(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		clock := &testClock{now: fixedClock()}
+		dir := t.TempDir()
+		h, stop := startHostAt(t, dir, db, clock.Now)
+		c := client{t, h.URL()}
+		acc := createAccount(t, c, "roster", "growth", 3)
+		base := "/v1/accounts/" + acc.id
+		_, body := c.do("POST", base+"/hris/secrets", acc.token, nil)
+		secret := body["secret"].(string)
+		c.do("PUT", base+"/hris/mapping", acc.token, map[string]any{"rules": []any{}, "default": map[string]any{"kind": "technician"}})
+		s := &hrisSender{c: c, path: base + "/hris/generic", clock: clock.Now, secret: secret}
+		_, body = s.send("r1", -time.Second, employeeEvent("employee.hired", "R1", "rita@acme.test", "Rita", "R", "Ops", ""))
+		tech := awaitDelivery(t, c, acc, body["id"].(string), "applied")["technician_id"].(string)
+		_, body = s.send("r2", 0, employeeEvent("employee.terminated", "R1", "", "", "", "Ops", "2026-12-01"))
+		term := body["id"].(string)
+		awaitDelivery(t, c, acc, term, "scheduled")
+		stop()
+
+		clock.Advance(8 * 24 * time.Hour) // 2026-12-01
+		h, _ = startHostAt(t, dir, db, clock.Now)
+		c = client{t, h.URL()}
+		awaitDelivery(t, c, acc, term, "applied")
+		if _, got := c.do("GET", base+"/technicians/"+tech, acc.token, nil); got["status"] != "disabled" {
+			t.Fatalf("after restart: %v", got)
+		}
+		svctest.Eventually(t, "one disable audited", func() bool {
+			_, a := c.do("GET", base+"/audit?action=technician.disabled&target="+tech, acc.token, nil)
+			data, _ := a["data"].([]any)
+			return len(data) == 1 && data[0].(map[string]any)["actor"].(map[string]any)["type"] == "hris"
+		})
 	})
 }

@@ -694,11 +694,17 @@ func (x *Directory) update(ctx context.Context, d Delivery, emp HRISEmployee, m 
 			return failed(err), nil
 		}
 		reason := "updated"
-		if target, _ := m.Decide(e); target.Kind == domain.MapTechnician && !strings.EqualFold(target.Role, emp.MappedRole) {
-			// The mapped role changed: the new role is requested as a
-			// pre-assignment would be (docs/api-notes.md).
-			reason = fmt.Sprintf("updated; the mapped role changed from %q to %q: assign it with PUT …/technicians/%s/role (not applied automatically)",
-				emp.MappedRole, target.Role, emp.TechnicianID)
+		var roleChange *identityv1.TechnicianRoleRequested
+		switch target, rule := m.Decide(e); {
+		case target.Kind == domain.MapTechnician && target.Role != "" && !strings.EqualFold(target.Role, emp.MappedRole):
+			// The mapped role changed: rolepolicy assigns it as PUT
+			// …/role would, subject to the first-login rule.
+			reason = fmt.Sprintf("updated; role %q requested (%s)", target.Role, ruleName(rule))
+			roleChange = &identityv1.TechnicianRoleRequested{TechnicianId: emp.TechnicianID, Role: target.Role}
+			emp.MappedRole = target.Role
+		case target.Kind != domain.MapTechnician:
+			// Offboarding follows the HRIS's termination, not a mapping change.
+			reason = fmt.Sprintf("updated; the mapping now says %s (%s): the technician is kept until terminated", target.Kind, ruleName(rule))
 		}
 		dir := DirectoryEntry{TechnicianID: emp.TechnicianID, AccountID: d.AccountID, EmployeeNumber: e.ID,
 			Department: e.Department, JobTitle: e.JobTitle, Location: e.Location, Manager: e.ManagerEmail}
@@ -706,6 +712,11 @@ func (x *Directory) update(ctx context.Context, d Delivery, emp HRISEmployee, m 
 			apply: func(tx *sql.Tx) error {
 				if err := x.saveDirectory(ctx, tx, dir); err != nil {
 					return err
+				}
+				if roleChange != nil {
+					if err := x.Bus.Emit(ctx, tx, d.AccountID, roleChange); err != nil {
+						return err
+					}
 				}
 				return x.Store.SaveHRISEmployee(ctx, tx, emp)
 			}}, nil

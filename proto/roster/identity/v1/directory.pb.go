@@ -601,6 +601,73 @@ func (x *ImportFinished) GetRefused() int32 {
 	return 0
 }
 
+// TechnicianRoleRequested: directory sync asks for a technician's role to
+// change (H-1: the HRIS mapping maps the employee to another role). The
+// role-policy service assigns it as an admin's PUT …/technicians/{id}/role
+// would — at once after the first login, pre-assigned before it where the
+// profile allows (R-6) — and logs a refusal (first login required, last
+// admin, unknown role) without changing anything.
+type TechnicianRoleRequested struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Meta         *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	TechnicianId string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	// A role name or id of the account.
+	Role          string `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TechnicianRoleRequested) Reset() {
+	*x = TechnicianRoleRequested{}
+	mi := &file_roster_identity_v1_directory_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TechnicianRoleRequested) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TechnicianRoleRequested) ProtoMessage() {}
+
+func (x *TechnicianRoleRequested) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_directory_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TechnicianRoleRequested.ProtoReflect.Descriptor instead.
+func (*TechnicianRoleRequested) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_directory_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *TechnicianRoleRequested) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TechnicianRoleRequested) GetTechnicianId() string {
+	if x != nil {
+		return x.TechnicianId
+	}
+	return ""
+}
+
+func (x *TechnicianRoleRequested) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
 var File_roster_identity_v1_directory_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_directory_proto_rawDesc = "" +
@@ -653,7 +720,11 @@ const file_roster_identity_v1_directory_proto_rawDesc = "" +
 	"\acreated\x18\x03 \x01(\x05R\acreated\x12\x18\n" +
 	"\aupdated\x18\x04 \x01(\x05R\aupdated\x12\x18\n" +
 	"\askipped\x18\x05 \x01(\x05R\askipped\x12\x18\n" +
-	"\arefused\x18\x06 \x01(\x05R\arefusedB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
+	"\arefused\x18\x06 \x01(\x05R\arefused\"\x83\x01\n" +
+	"\x17TechnicianRoleRequested\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
+	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04roleB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_roster_identity_v1_directory_proto_rawDescOnce sync.Once
@@ -667,7 +738,7 @@ func file_roster_identity_v1_directory_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_directory_proto_rawDescData
 }
 
-var file_roster_identity_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_roster_identity_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_roster_identity_v1_directory_proto_goTypes = []any{
 	(*HRISSecretCreated)(nil),          // 0: roster.identity.v1.HRISSecretCreated
 	(*HRISMappingChanged)(nil),         // 1: roster.identity.v1.HRISMappingChanged
@@ -677,24 +748,26 @@ var file_roster_identity_v1_directory_proto_goTypes = []any{
 	(*TechnicianDirectoryUpdated)(nil), // 5: roster.identity.v1.TechnicianDirectoryUpdated
 	(*ImportStarted)(nil),              // 6: roster.identity.v1.ImportStarted
 	(*ImportFinished)(nil),             // 7: roster.identity.v1.ImportFinished
-	(*v1.EventMeta)(nil),               // 8: roster.common.v1.EventMeta
-	(*FieldChange)(nil),                // 9: roster.identity.v1.FieldChange
+	(*TechnicianRoleRequested)(nil),    // 8: roster.identity.v1.TechnicianRoleRequested
+	(*v1.EventMeta)(nil),               // 9: roster.common.v1.EventMeta
+	(*FieldChange)(nil),                // 10: roster.identity.v1.FieldChange
 }
 var file_roster_identity_v1_directory_proto_depIdxs = []int32{
-	8, // 0: roster.identity.v1.HRISSecretCreated.meta:type_name -> roster.common.v1.EventMeta
-	8, // 1: roster.identity.v1.HRISMappingChanged.meta:type_name -> roster.common.v1.EventMeta
-	8, // 2: roster.identity.v1.HRISWebhookRejected.meta:type_name -> roster.common.v1.EventMeta
-	8, // 3: roster.identity.v1.HRISDeliveryReceived.meta:type_name -> roster.common.v1.EventMeta
-	8, // 4: roster.identity.v1.HRISDeliveryProcessed.meta:type_name -> roster.common.v1.EventMeta
-	8, // 5: roster.identity.v1.TechnicianDirectoryUpdated.meta:type_name -> roster.common.v1.EventMeta
-	9, // 6: roster.identity.v1.TechnicianDirectoryUpdated.changes:type_name -> roster.identity.v1.FieldChange
-	8, // 7: roster.identity.v1.ImportStarted.meta:type_name -> roster.common.v1.EventMeta
-	8, // 8: roster.identity.v1.ImportFinished.meta:type_name -> roster.common.v1.EventMeta
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	9,  // 0: roster.identity.v1.HRISSecretCreated.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 1: roster.identity.v1.HRISMappingChanged.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 2: roster.identity.v1.HRISWebhookRejected.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 3: roster.identity.v1.HRISDeliveryReceived.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 4: roster.identity.v1.HRISDeliveryProcessed.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 5: roster.identity.v1.TechnicianDirectoryUpdated.meta:type_name -> roster.common.v1.EventMeta
+	10, // 6: roster.identity.v1.TechnicianDirectoryUpdated.changes:type_name -> roster.identity.v1.FieldChange
+	9,  // 7: roster.identity.v1.ImportStarted.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 8: roster.identity.v1.ImportFinished.meta:type_name -> roster.common.v1.EventMeta
+	9,  // 9: roster.identity.v1.TechnicianRoleRequested.meta:type_name -> roster.common.v1.EventMeta
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_directory_proto_init() }
@@ -709,7 +782,7 @@ func file_roster_identity_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_directory_proto_rawDesc), len(file_roster_identity_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
