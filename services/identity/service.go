@@ -82,6 +82,6 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	}
 	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
 	s.auth = &ports.AuthHTTP{Creds: s.creds, Auth: d.Auth, Log: d.Log}
-	s.setUpDirectory(a, st, d)
+	s.setUpDirectory(a, st, seats, d)
 	return nil
 }

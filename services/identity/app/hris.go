@@ -126,23 +126,36 @@ type DirectoryStore interface {
 	SaveDirectoryEntry(ctx context.Context, tx *sql.Tx, d DirectoryEntry, now time.Time) error
 	EndUserByEmail(ctx context.Context, q Querier, accountID, email string) (domain.EndUser, error)
 	RenameEndUser(ctx context.Context, tx *sql.Tx, accountID, id, name string, now time.Time) error
+	EndUserDepartment(ctx context.Context, q Querier, accountID, id string) (string, error)
+	SaveEndUserDepartment(ctx context.Context, tx *sql.Tx, accountID, id, department string, now time.Time) error
+
+	InsertImport(ctx context.Context, tx *sql.Tx, imp Import, rows []domain.ImportRow) error
+	Import(ctx context.Context, q Querier, accountID, id string) (Import, error)
+	ImportRows(ctx context.Context, importID, outcome string, afterRow, limit int) ([]RowResult, error)
+	ActiveImports(ctx context.Context, limit int) ([]Import, error)
+	PendingImportRows(ctx context.Context, importID string, limit int) ([]domain.ImportRow, error)
+	// RecordImportRows stores the rows' outcomes and the import's counters;
+	// finished reports that the import's last row is done.
+	RecordImportRows(ctx context.Context, tx *sql.Tx, importID string, rows []RowResult, now time.Time) (finished bool, err error)
 }
 
 // Directory is the directory-sync use cases (H-1, H-3).
 type Directory struct {
 	*App
 	Store DirectoryStore
+	Gates FeatureGate
 	Log   *slog.Logger
-	// wake nudges the processor when a delivery arrives.
-	wake chan struct{}
+	// wake nudges the HRIS processor when a delivery arrives, importWake
+	// the import processor when an import does.
+	wake, importWake chan struct{}
 }
 
 // NewDirectory returns the directory-sync use cases over a.
-func NewDirectory(a *App, st DirectoryStore, log *slog.Logger) *Directory {
+func NewDirectory(a *App, st DirectoryStore, gates FeatureGate, log *slog.Logger) *Directory {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Directory{App: a, Store: st, Log: log, wake: make(chan struct{}, 1)}
+	return &Directory{App: a, Store: st, Gates: gates, Log: log, wake: make(chan struct{}, 1), importWake: make(chan struct{}, 1)}
 }
 
 func (x *Directory) nudge() {
