@@ -110,7 +110,10 @@ func WithoutWelcomeMail(ctx context.Context) context.Context {
 }
 
 // WelcomeMailSuppressed reports WithoutWelcomeMail.
-func WelcomeMailSuppressed(ctx context.Context) bool { v, _ := ctx.Value(welcomeKey{}).(bool); return v }
+func WelcomeMailSuppressed(ctx context.Context) bool {
+	v, _ := ctx.Value(welcomeKey{}).(bool)
+	return v
+}
 
 // StartImport accepts a CSV upload (H-3): the profile must import the kind
 // (atera: end users only), the plan must include CSV import of end users
