@@ -44,6 +44,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(adminCommands(stdout)...)
 	root.AddCommand(rolesCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
+	root.AddCommand(importCommand(stdout))
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -213,5 +214,30 @@ func TestImportResumesAfterRestart(t *testing.T) {
 	}
 	if total != n {
 		t.Fatalf("%d end users after the restart, want %d", total, n)
+	}
+}
+
+// api.md "CLI": roster import FILE uploads, shows the progress bar and the
+// summary with the refused rows.
+func TestImportCommand(t *testing.T) {
+	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "roster", "growth", 5)
+	file := filepath.Join(t.TempDir(), "people.csv")
+	csv := "email,first_name,last_name\nzed@acme.test,Zed,Z\nbad,Bad,B\n"
+	if err := os.WriteFile(file, []byte(csv), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, "import", file, "--kind=technicians", "--server="+h.URL(), "--token="+acc.token, "--account="+acc.id, "--interval=20ms")
+	if err != nil {
+		t.Fatalf("import: %v\n%s", err, out)
+	}
+	for _, want := range []string{"2/2 rows", "rows/s", "1 created, 0 updated, 0 skipped, 1 refused", "row 3 refused: email: must be an email address"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	if out, err := run(t, "import", file, "--kind=robots", "--server="+h.URL(), "--token="+acc.token, "--account="+acc.id); err == nil {
+		t.Fatalf("bad kind accepted: %s", out)
 	}
 }
