@@ -143,6 +143,7 @@ type DirectoryStore interface {
 type Directory struct {
 	*App
 	Store DirectoryStore
+	Scim  ScimStore
 	Gates FeatureGate
 	Log   *slog.Logger
 	// wake nudges the HRIS processor when a delivery arrives, importWake
@@ -155,7 +156,9 @@ func NewDirectory(a *App, st DirectoryStore, gates FeatureGate, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Directory{App: a, Store: st, Gates: gates, Log: log, wake: make(chan struct{}, 1), importWake: make(chan struct{}, 1)}
+	x := &Directory{App: a, Store: st, Gates: gates, Log: log, wake: make(chan struct{}, 1), importWake: make(chan struct{}, 1)}
+	x.Scim, _ = st.(ScimStore)
+	return x
 }
 
 func (x *Directory) nudge() {

@@ -35,6 +35,7 @@ func (h *DirectoryHTTP) Routes(r chi.Router) {
 	r.With(admin).Post("/v1/accounts/{acc}/hris/deliveries/{id}/redrive", h.redrive)
 	r.Post("/v1/accounts/{acc}/hris/{source}", h.receive)
 	h.importRoutes(r)
+	h.scimRoutes(r)
 }
 
 func (h *DirectoryHTTP) createSecret(w http.ResponseWriter, r *http.Request) {

@@ -668,6 +668,93 @@ func (x *TechnicianRoleRequested) GetRole() string {
 	return ""
 }
 
+// SCIMGroupChanged: a SCIM client created, changed or deleted a group
+// (H-2); members added and removed are technician ids.
+type SCIMGroupChanged struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Meta        *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	GroupId     string                 `protobuf:"bytes,2,opt,name=group_id,json=groupId,proto3" json:"group_id,omitempty"`
+	DisplayName string                 `protobuf:"bytes,3,opt,name=display_name,json=displayName,proto3" json:"display_name,omitempty"`
+	// created, updated or deleted.
+	Change         string   `protobuf:"bytes,4,opt,name=change,proto3" json:"change,omitempty"`
+	AddedMembers   []string `protobuf:"bytes,5,rep,name=added_members,json=addedMembers,proto3" json:"added_members,omitempty"`
+	RemovedMembers []string `protobuf:"bytes,6,rep,name=removed_members,json=removedMembers,proto3" json:"removed_members,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *SCIMGroupChanged) Reset() {
+	*x = SCIMGroupChanged{}
+	mi := &file_roster_identity_v1_directory_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SCIMGroupChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SCIMGroupChanged) ProtoMessage() {}
+
+func (x *SCIMGroupChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_directory_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SCIMGroupChanged.ProtoReflect.Descriptor instead.
+func (*SCIMGroupChanged) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_directory_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *SCIMGroupChanged) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *SCIMGroupChanged) GetGroupId() string {
+	if x != nil {
+		return x.GroupId
+	}
+	return ""
+}
+
+func (x *SCIMGroupChanged) GetDisplayName() string {
+	if x != nil {
+		return x.DisplayName
+	}
+	return ""
+}
+
+func (x *SCIMGroupChanged) GetChange() string {
+	if x != nil {
+		return x.Change
+	}
+	return ""
+}
+
+func (x *SCIMGroupChanged) GetAddedMembers() []string {
+	if x != nil {
+		return x.AddedMembers
+	}
+	return nil
+}
+
+func (x *SCIMGroupChanged) GetRemovedMembers() []string {
+	if x != nil {
+		return x.RemovedMembers
+	}
+	return nil
+}
+
 var File_roster_identity_v1_directory_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_directory_proto_rawDesc = "" +
@@ -724,7 +811,14 @@ const file_roster_identity_v1_directory_proto_rawDesc = "" +
 	"\x17TechnicianRoleRequested\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x12\n" +
-	"\x04role\x18\x03 \x01(\tR\x04roleB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
+	"\x04role\x18\x03 \x01(\tR\x04role\"\xe7\x01\n" +
+	"\x10SCIMGroupChanged\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x19\n" +
+	"\bgroup_id\x18\x02 \x01(\tR\agroupId\x12!\n" +
+	"\fdisplay_name\x18\x03 \x01(\tR\vdisplayName\x12\x16\n" +
+	"\x06change\x18\x04 \x01(\tR\x06change\x12#\n" +
+	"\radded_members\x18\x05 \x03(\tR\faddedMembers\x12'\n" +
+	"\x0fremoved_members\x18\x06 \x03(\tR\x0eremovedMembersB0Z.roster.dev/proto/roster/identity/v1;identityv1b\x06proto3"
 
 var (
 	file_roster_identity_v1_directory_proto_rawDescOnce sync.Once
@@ -738,7 +832,7 @@ func file_roster_identity_v1_directory_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_directory_proto_rawDescData
 }
 
-var file_roster_identity_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_roster_identity_v1_directory_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_roster_identity_v1_directory_proto_goTypes = []any{
 	(*HRISSecretCreated)(nil),          // 0: roster.identity.v1.HRISSecretCreated
 	(*HRISMappingChanged)(nil),         // 1: roster.identity.v1.HRISMappingChanged
@@ -749,25 +843,27 @@ var file_roster_identity_v1_directory_proto_goTypes = []any{
 	(*ImportStarted)(nil),              // 6: roster.identity.v1.ImportStarted
 	(*ImportFinished)(nil),             // 7: roster.identity.v1.ImportFinished
 	(*TechnicianRoleRequested)(nil),    // 8: roster.identity.v1.TechnicianRoleRequested
-	(*v1.EventMeta)(nil),               // 9: roster.common.v1.EventMeta
-	(*FieldChange)(nil),                // 10: roster.identity.v1.FieldChange
+	(*SCIMGroupChanged)(nil),           // 9: roster.identity.v1.SCIMGroupChanged
+	(*v1.EventMeta)(nil),               // 10: roster.common.v1.EventMeta
+	(*FieldChange)(nil),                // 11: roster.identity.v1.FieldChange
 }
 var file_roster_identity_v1_directory_proto_depIdxs = []int32{
-	9,  // 0: roster.identity.v1.HRISSecretCreated.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 1: roster.identity.v1.HRISMappingChanged.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 2: roster.identity.v1.HRISWebhookRejected.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 3: roster.identity.v1.HRISDeliveryReceived.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 4: roster.identity.v1.HRISDeliveryProcessed.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 5: roster.identity.v1.TechnicianDirectoryUpdated.meta:type_name -> roster.common.v1.EventMeta
-	10, // 6: roster.identity.v1.TechnicianDirectoryUpdated.changes:type_name -> roster.identity.v1.FieldChange
-	9,  // 7: roster.identity.v1.ImportStarted.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 8: roster.identity.v1.ImportFinished.meta:type_name -> roster.common.v1.EventMeta
-	9,  // 9: roster.identity.v1.TechnicianRoleRequested.meta:type_name -> roster.common.v1.EventMeta
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 0: roster.identity.v1.HRISSecretCreated.meta:type_name -> roster.common.v1.EventMeta
+	10, // 1: roster.identity.v1.HRISMappingChanged.meta:type_name -> roster.common.v1.EventMeta
+	10, // 2: roster.identity.v1.HRISWebhookRejected.meta:type_name -> roster.common.v1.EventMeta
+	10, // 3: roster.identity.v1.HRISDeliveryReceived.meta:type_name -> roster.common.v1.EventMeta
+	10, // 4: roster.identity.v1.HRISDeliveryProcessed.meta:type_name -> roster.common.v1.EventMeta
+	10, // 5: roster.identity.v1.TechnicianDirectoryUpdated.meta:type_name -> roster.common.v1.EventMeta
+	11, // 6: roster.identity.v1.TechnicianDirectoryUpdated.changes:type_name -> roster.identity.v1.FieldChange
+	10, // 7: roster.identity.v1.ImportStarted.meta:type_name -> roster.common.v1.EventMeta
+	10, // 8: roster.identity.v1.ImportFinished.meta:type_name -> roster.common.v1.EventMeta
+	10, // 9: roster.identity.v1.TechnicianRoleRequested.meta:type_name -> roster.common.v1.EventMeta
+	10, // 10: roster.identity.v1.SCIMGroupChanged.meta:type_name -> roster.common.v1.EventMeta
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_directory_proto_init() }
@@ -782,7 +878,7 @@ func file_roster_identity_v1_directory_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_directory_proto_rawDesc), len(file_roster_identity_v1_directory_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
