@@ -111,6 +111,6 @@ var resourceTypes = []map[string]any{
 		"schemas": []string{"urn:ietf:params:scim:schemas:core:2.0:ResourceType"},
 		"id":      "Group", "name": "Group", "endpoint": "/Groups", "description": "Groups mapped to roles",
 		"schema": domain.SchemaGroup, "schemaExtensions": []any{},
-		"meta":   meta("ResourceType", "Group"),
+		"meta": meta("ResourceType", "Group"),
 	},
 }
