@@ -113,7 +113,7 @@ func Bool(v any) (bool, bool) {
 
 // caseExact attributes compare exactly; every other string compares
 // case-insensitively (userName, emails.value, displayName, …).
-var caseExact = map[string]bool{"id": true, "externalid": true, "value": true}
+var caseExact = map[string]bool{"id": true, "externalid": true, "members.value": true}
 
 // unquoted matches `attr op bareword`, which Entra ID sends for externalId
 // (externalId eq 7c8b…) and the grammar refuses: the value is quoted and
@@ -214,20 +214,24 @@ func container(doc map[string]any, uri string) map[string]any {
 }
 
 // Match evaluates a checked filter against a resource document.
-func Match(doc map[string]any, exp filter.Expression) bool {
+func Match(doc map[string]any, exp filter.Expression) bool { return match(doc, exp, "") }
+
+// match evaluates exp on doc, an element of the multi-valued attribute
+// parent ("" for the resource itself).
+func match(doc map[string]any, exp filter.Expression, parent string) bool {
 	switch e := exp.(type) {
 	case *filter.LogicalExpression:
 		if e.Operator == filter.AND {
-			return Match(doc, e.Left) && Match(doc, e.Right)
+			return match(doc, e.Left, parent) && match(doc, e.Right, parent)
 		}
-		return Match(doc, e.Left) || Match(doc, e.Right)
+		return match(doc, e.Left, parent) || match(doc, e.Right, parent)
 	case *filter.NotExpression:
-		return !Match(doc, e.Expression)
+		return !match(doc, e.Expression, parent)
 	case *filter.ValuePath:
 		c := container(doc, e.AttributePath.URI())
 		v, _ := Get(c, e.AttributePath.AttributeName)
 		for _, el := range asList(v) {
-			if m, ok := el.(map[string]any); ok && Match(m, e.ValueFilter) {
+			if m, ok := el.(map[string]any); ok && match(m, e.ValueFilter, strings.ToLower(e.AttributePath.AttributeName)) {
 				return true
 			}
 		}
@@ -244,7 +248,11 @@ func Match(doc map[string]any, exp filter.Expression) bool {
 		if !ok {
 			return e.Operator == filter.NE && e.CompareValue != nil
 		}
-		exact := caseExact[strings.ToLower(e.AttributePath.AttributeName)]
+		name := strings.ToLower(e.AttributePath.AttributeName)
+		if parent != "" {
+			name = parent + "." + name
+		}
+		exact := caseExact[name]
 		var values []any
 		for _, el := range asList(v) {
 			if sub := e.AttributePath.SubAttribute; sub != nil {
@@ -253,7 +261,7 @@ func Match(doc map[string]any, exp filter.Expression) bool {
 				if !ok {
 					continue
 				}
-				exact = caseExact[strings.ToLower(*sub)]
+				exact = caseExact[name+"."+strings.ToLower(*sub)]
 				values = append(values, sv)
 				continue
 			}
@@ -261,6 +269,7 @@ func Match(doc map[string]any, exp filter.Expression) bool {
 				if sv, ok := Get(m, "value"); ok {
 					values = append(values, sv)
 				}
+				exact = caseExact[name+".value"]
 				continue
 			}
 			values = append(values, el)
@@ -592,7 +601,7 @@ func applyFiltered(c map[string]any, op, name string, exp filter.Expression, sub
 	matched := false
 	for _, el := range list {
 		m, ok := el.(map[string]any)
-		if !ok || !Match(m, exp) {
+		if !ok || !match(m, exp, strings.ToLower(name)) {
 			out = append(out, el)
 			continue
 		}
