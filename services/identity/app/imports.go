@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"roster.dev/pkg/eventbus"
@@ -228,12 +227,8 @@ func (x *Directory) nudgeImports() {
 	}
 }
 
-// importBatch is how many rows one transaction records; importWorkers how
-// many of them are applied at once.
-const (
-	importBatch   = 100
-	importWorkers = 8
-)
+// importBatch is how many rows one transaction records.
+const importBatch = 100
 
 // RunImports applies queued and interrupted imports until ctx ends.
 func (x *Directory) RunImports(ctx context.Context, poll time.Duration) error {
@@ -288,35 +283,23 @@ func (x *Directory) processImport(ctx context.Context, imp Import) error {
 		if err != nil {
 			return err
 		}
-		// The rows of a batch run importWorkers at a time: each waits
-		// mostly on seatbilling and the database, and the use cases are
-		// safe concurrently (S-6). A row failing for a transient reason
-		// is left for the next run, and so are the rows after it.
-		all := make([]RowResult, len(rows))
-		errs := make([]error, len(rows))
-		sem := make(chan struct{}, importWorkers)
-		var wg sync.WaitGroup
-		for i, row := range rows {
-			wg.Add(1)
-			sem <- struct{}{}
-			go func() {
-				defer func() { <-sem; wg.Done() }()
-				if imp.Kind == domain.ImportTechnicians {
-					all[i], errs[i] = x.importTechnician(ctx, acc, imp, row)
-				} else {
-					all[i], errs[i] = x.importEndUser(ctx, acc, imp, row, sites)
-				}
-			}()
-		}
-		wg.Wait()
+		// Rows apply one after the other, in file order: when seats run
+		// out, the later rows are the ones refused. (Applying 8 at a time
+		// gained little: the system's event consumers set the pace;
+		// docs/performance.md.)
 		results := make([]RowResult, 0, len(rows))
 		var rowErr error
-		for i := range rows {
-			if errs[i] != nil {
-				rowErr = errs[i]
-				break
+		for _, row := range rows {
+			var r RowResult
+			if imp.Kind == domain.ImportTechnicians {
+				r, rowErr = x.importTechnician(ctx, acc, imp, row)
+			} else {
+				r, rowErr = x.importEndUser(ctx, acc, imp, row, sites)
 			}
-			results = append(results, all[i])
+			if rowErr != nil {
+				break // transient: this row and the rest wait for the next run
+			}
+			results = append(results, r)
 		}
 		finished := false
 		err = x.DB.InTx(ctx, func(tx *sql.Tx) error {
