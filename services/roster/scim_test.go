@@ -264,6 +264,16 @@ func TestSCIMOktaSequence(t *testing.T) {
 		t.Fatalf("deactivate: %d %v", code, body)
 	}
 
+	// Deactivation by PUT with active false.
+	_, other := s.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"put.user@acme.test","name":{"givenName":"Put","familyName":"User"},"active":true}`)
+	code, body = s.do("PUT", "/Users/"+other["id"].(string), `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"put.user@acme.test","name":{"givenName":"Put","familyName":"User"},"active":false}`)
+	if code != 200 || body["active"] != false {
+		t.Fatalf("PUT deactivate: %d %v", code, body)
+	}
+	if _, tech := c.do("GET", "/v1/accounts/"+acc.id+"/technicians/"+other["id"].(string), acc.token, nil); tech["status"] != "disabled" {
+		t.Fatalf("PUT active false did not disable: %v", tech)
+	}
+
 	// Paging: numbers, 1-based, stable order, no overlap.
 	for i := range 4 {
 		s.do("POST", "/Users", fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"p%d@acme.test","name":{"givenName":"P","familyName":"%d"},"active":true}`, i, i))
@@ -271,7 +281,7 @@ func TestSCIMOktaSequence(t *testing.T) {
 	var seen []string
 	for start := 1; ; start += 2 {
 		code, page := s.do("GET", fmt.Sprintf("/Users?startIndex=%d&count=2", start), "")
-		if code != 200 || page["totalResults"] != 6.0 || page["startIndex"] != float64(start) {
+		if code != 200 || page["totalResults"] != 7.0 || page["startIndex"] != float64(start) {
 			t.Fatalf("page %d: %d %v", start, code, page)
 		}
 		for _, r := range resources(page) {
@@ -281,7 +291,7 @@ func TestSCIMOktaSequence(t *testing.T) {
 			break
 		}
 	}
-	if len(seen) != 6 {
+	if len(seen) != 7 {
 		t.Fatalf("paged ids: %v", seen)
 	}
 	for i := 1; i < len(seen); i++ {
@@ -289,7 +299,7 @@ func TestSCIMOktaSequence(t *testing.T) {
 			t.Fatalf("order not stable: %v", seen)
 		}
 	}
-	code, body = s.do("POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName sw \"p\"","startIndex":1,"count":10,"attributes":["userName"]}`)
+	code, body = s.do("POST", "/Users/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"userName sw \"p\" and not (userName sw \"put\")","startIndex":1,"count":10,"attributes":["userName"]}`)
 	if code != 200 || body["totalResults"] != 4.0 || resources(body)[0].(map[string]any)["name"] != nil {
 		t.Fatalf(".search: %d %v", code, body)
 	}
