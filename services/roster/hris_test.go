@@ -241,6 +241,11 @@ func TestHRISWebhooks(t *testing.T) {
 			return len(data) == 1
 		})
 
+		// Two days on, the first secret (replaced then) is no longer valid.
+		if code, _ := s.send("msg_late", 0, hire, first); code != 401 {
+			t.Fatalf("the replaced secret after 24 h: %d", code)
+		}
+
 		// BambooHR's payload shape.
 		bs := &hrisSender{c: c, path: base + "/hris/bamboohr", clock: clock.Now, secret: s.secret}
 		bamboo := map[string]any{"employees": []any{map[string]any{"id": "B7", "action": "Created", "fields": map[string]any{
