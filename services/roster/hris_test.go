@@ -241,6 +241,16 @@ func TestHRISWebhooks(t *testing.T) {
 			return len(data) == 1
 		})
 
+		// A rehire after the termination enables the technician again (a
+		// seat is free: the disable released it).
+		_, body = s.send("msg_rehire", 0, employeeEvent("employee.hired", "E1", "ivy@acme.test", "Ivy", "Back", "IT Support", ""))
+		if d := awaitDelivery(t, c, acc, body["id"].(string), "applied"); d["technician_id"] != techID {
+			t.Fatalf("rehire: %v", d)
+		}
+		if _, tech := c.do("GET", base+"/technicians/"+techID, acc.token, nil); tech["status"] == "disabled" || tech["last_name"] != "Back" {
+			t.Fatalf("rehired technician: %v", tech)
+		}
+
 		// Two days on, the first secret (replaced then) is no longer valid.
 		if code, _ := s.send("msg_late", 0, hire, first); code != 401 {
 			t.Fatalf("the replaced secret after 24 h: %d", code)

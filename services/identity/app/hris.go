@@ -565,6 +565,9 @@ func (x *Directory) decide(ctx context.Context, d Delivery) (outcome, error) {
 	}
 	switch d.Type {
 	case domain.EmployeeHired:
+		if known && emp.Kind == domain.MapTechnician && d.OccurredAt.After(emp.AttributesAt) {
+			return x.rehire(ctx, d, emp, m)
+		}
 		if known && emp.Kind != domain.MapIgnore {
 			return x.update(ctx, d, emp, m)
 		}
@@ -679,6 +682,30 @@ func (x *Directory) hire(ctx context.Context, d Delivery, m domain.Mapping) (out
 		}
 		return outcome{status: domain.DeliverySkipped, reason: why, apply: save}, nil
 	}
+}
+
+// rehire is a hire of an employee whose technician exists: a disabled one
+// (terminated before) is enabled again — a seat is needed, bought only when
+// the mapping allows it — and the hire's fields apply as an update would.
+func (x *Directory) rehire(ctx context.Context, d Delivery, emp HRISEmployee, m domain.Mapping) (outcome, error) {
+	t, err := x.Technicians.Technician(ctx, x.DB, d.AccountID, emp.TechnicianID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if t.Status == domain.StatusDisabled {
+		_, err := x.EnableTechnician(ctx, d.AccountID, t.ID, m.AllowSeatPurchase, "hris:"+d.ID, []byte(d.ID))
+		switch {
+		case err != nil && transient(err):
+			return outcome{}, err
+		case err != nil:
+			return failed(err), nil
+		}
+	}
+	o, err := x.update(ctx, d, emp, m)
+	if err == nil && o.status == domain.DeliveryApplied && t.Status == domain.StatusDisabled {
+		o.reason = "rehired: enabled again; " + o.reason
+	}
+	return o, err
 }
 
 // update applies names, phone and directory attributes when the event is
