@@ -26,6 +26,9 @@ type Service struct {
 	http  *ports.HTTP
 	auth  *ports.AuthHTTP
 	creds *app.Credentials
+	// dir and dirHTTP: directory sync (H-1, H-3; directory.go).
+	dir     *app.Directory
+	dirHTTP *ports.DirectoryHTTP
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -39,11 +42,14 @@ func (s *Service) Migrations() fs.FS { return migrations.FS }
 func (s *Service) Routes(r chi.Router) {
 	s.http.Routes(r)
 	s.auth.Routes(r)
+	s.dirHTTP.Routes(r)
 }
 
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
 // until the host stops, which ends ctx before it closes the database.
-func (s *Service) Run(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }
+func (s *Service) Run(ctx context.Context) error {
+	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory)
+}
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	if d.DB == nil || d.Bus == nil || d.Auth == nil || d.Connect == nil {
@@ -92,5 +98,6 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	sso := &app.SSO{Credentials: s.creds, Store: st, Gates: adapters.SSOGate{NC: rpcConn}}
 	s.creds.SSOConfigs = st
 	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
+	s.setUpDirectory(a, st, seats, d)
 	return nil
 }
