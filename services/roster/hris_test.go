@@ -251,6 +251,21 @@ func TestHRISWebhooks(t *testing.T) {
 			t.Fatalf("rehired technician: %v", tech)
 		}
 
+		// A termination still scheduled when a later hire arrives is
+		// superseded by it: the date passes, nothing happens.
+		_, body = s.send("msg_term2", time.Second, employeeEvent("employee.terminated", "E1", "", "", "", "IT Support", "2026-11-28"))
+		term2 := body["id"].(string)
+		awaitDelivery(t, c, acc, term2, "scheduled")
+		_, body = s.send("msg_rehire2", 2*time.Second, employeeEvent("employee.hired", "E1", "ivy@acme.test", "Ivy", "Again", "IT Support", ""))
+		awaitDelivery(t, c, acc, body["id"].(string), "applied")
+		if d := awaitDelivery(t, c, acc, term2, "skipped"); d["reason"] != "superseded by the rehire in delivery "+body["id"].(string) {
+			t.Fatalf("superseded termination: %v", d)
+		}
+		clock.Advance(4 * 24 * time.Hour) // 2026-11-29: the claimed termination is not due any more
+		if _, tech := c.do("GET", base+"/technicians/"+techID, acc.token, nil); tech["status"] == "disabled" {
+			t.Fatalf("disabled by a superseded termination: %v", tech)
+		}
+
 		// Two days on, the first secret (replaced then) is no longer valid.
 		if code, _ := s.send("msg_late", 0, hire, first); code != 401 {
 			t.Fatalf("the replaced secret after 24 h: %d", code)

@@ -304,6 +304,12 @@ func TestSCIMOktaSequence(t *testing.T) {
 		t.Fatalf(".search: %d %v", code, body)
 	}
 
+	// Root search: users then groups.
+	code, body = s.do("POST", "/.search", `{"schemas":["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],"filter":"displayName sw \"Test SCIMv2\" or userName eq \"p0@acme.test\"","count":10}`)
+	if code != 200 || body["totalResults"] != 2.0 || resources(body)[1].(map[string]any)["id"] != gid {
+		t.Fatalf("root .search: %d %v", code, body)
+	}
+
 	// The discovery documents carry no empty URI.
 	for _, p := range []string{"/ServiceProviderConfig", "/Schemas", "/ResourceTypes", "/ResourceTypes/User", "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User"} {
 		code, body := s.do("GET", p, "")

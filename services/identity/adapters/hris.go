@@ -250,6 +250,16 @@ func (s Store) CompleteTermination(ctx context.Context, tx *sql.Tx, accountID, e
 	return n == 1, err
 }
 
+func (s Store) PendingTermination(ctx context.Context, q app.Querier, accountID, employeeID string) (app.Termination, error) {
+	t := app.Termination{AccountID: accountID, EmployeeID: employeeID}
+	err := q.QueryRowContext(ctx, `SELECT delivery_id, effective_date FROM hris_terminations
+		WHERE account_id = $1 AND employee_id = $2 AND done_at IS NULL`, accountID, employeeID).Scan(&t.DeliveryID, &t.EffectiveDate)
+	if errors.Is(err, sql.ErrNoRows) {
+		return t, app.ErrNotFound
+	}
+	return t, err
+}
+
 func (s Store) DueTerminations(ctx context.Context, today string, limit int) ([]app.Termination, error) {
 	rows, err := s.DB.QueryContext(ctx, `SELECT account_id, employee_id, delivery_id, effective_date FROM hris_terminations
 		WHERE done_at IS NULL AND effective_date <= $1 ORDER BY effective_date LIMIT $2`, today, limit)

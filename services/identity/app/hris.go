@@ -121,6 +121,8 @@ type DirectoryStore interface {
 	SaveHRISEmployee(ctx context.Context, tx *sql.Tx, e HRISEmployee) error
 	ScheduleTermination(ctx context.Context, tx *sql.Tx, t Termination) error
 	CompleteTermination(ctx context.Context, tx *sql.Tx, accountID, employeeID string, now time.Time) (bool, error)
+	// PendingTermination is the employee's termination not applied yet.
+	PendingTermination(ctx context.Context, q Querier, accountID, employeeID string) (Termination, error)
 	DueTerminations(ctx context.Context, today string, limit int) ([]Termination, error)
 	DirectoryEntry(ctx context.Context, q Querier, accountID, technicianID string) (DirectoryEntry, error)
 	SaveDirectoryEntry(ctx context.Context, tx *sql.Tx, d DirectoryEntry, now time.Time) error
@@ -702,10 +704,41 @@ func (x *Directory) rehire(ctx context.Context, d Delivery, emp HRISEmployee, m 
 		}
 	}
 	o, err := x.update(ctx, d, emp, m)
-	if err == nil && o.status == domain.DeliveryApplied && t.Status == domain.StatusDisabled {
+	if err != nil || o.status != domain.DeliveryApplied {
+		return o, err
+	}
+	if t.Status == domain.StatusDisabled {
 		o.reason = "rehired: enabled again; " + o.reason
 	}
-	return o, err
+	// A termination scheduled before this hire is superseded by it.
+	pending, err := x.Store.PendingTermination(ctx, x.DB, d.AccountID, emp.EmployeeID)
+	if errors.Is(err, ErrNotFound) {
+		return o, nil
+	}
+	if err != nil {
+		return outcome{}, err
+	}
+	scheduled, err := x.Store.Delivery(ctx, x.DB, d.AccountID, pending.DeliveryID)
+	if err != nil {
+		return outcome{}, err
+	}
+	if !scheduled.OccurredAt.Before(d.OccurredAt) {
+		return o, nil
+	}
+	apply := o.apply
+	o.apply = func(tx *sql.Tx) error {
+		if err := apply(tx); err != nil {
+			return err
+		}
+		ok, err := x.Store.CompleteTermination(ctx, tx, d.AccountID, emp.EmployeeID, x.Now())
+		if err != nil || !ok {
+			return err
+		}
+		scheduled.Status, scheduled.Reason = domain.DeliverySkipped, "superseded by the rehire in delivery "+d.ID
+		scheduled.UpdatedAt = x.Now().UTC().Truncate(time.Microsecond)
+		return x.Store.SaveDeliveryOutcome(ctx, tx, scheduled)
+	}
+	return o, nil
 }
 
 // update applies names, phone and directory attributes when the event is

@@ -196,6 +196,9 @@ func (v scimView) groupDoc(g ScimGroup) map[string]any {
 
 // ScimQuery is a list or search request (RFC 7644 §3.4.2).
 type ScimQuery struct {
+	// Filterable, when set, replaces the resource type's filterable
+	// attributes (root search: every type's).
+	Filterable         domain.Filterable
 	Filter             string
 	StartIndex, Count  int
 	Attributes         string
@@ -235,6 +238,9 @@ func matching(docs []map[string]any, q ScimQuery, allowed domain.Filterable) ([]
 	exp, err := domain.ParseFilter(q.Filter)
 	if err != nil {
 		return nil, err
+	}
+	if q.Filterable != nil {
+		allowed = q.Filterable
 	}
 	if err := domain.CheckFilter(exp, allowed); err != nil {
 		return nil, err

@@ -208,8 +208,8 @@ func (h *DirectoryHTTP) scimSearch(list lister) http.HandlerFunc {
 	}
 }
 
-// scimSearchAll is POST /.search: users, then groups. A filter that one
-// resource type cannot evaluate matches none of that type.
+// scimSearchAll is POST /.search: users, then groups. The filter may name
+// the attributes of either type; a resource lacking one does not match.
 func (h *DirectoryHTTP) scimSearchAll(w http.ResponseWriter, r *http.Request) {
 	_, doc, ok := h.scimBody(w, r)
 	if !ok {
@@ -222,28 +222,23 @@ func (h *DirectoryHTTP) scimSearchAll(w http.ResponseWriter, r *http.Request) {
 	}
 	all := q
 	all.StartIndex, all.Count = 1, 1<<30
+	all.Filterable = domain.Filterable{}
+	for _, f := range []domain.Filterable{domain.UserFilterable, domain.GroupFilterable} {
+		for k := range f {
+			all.Filterable[k] = true
+		}
+	}
 	var docs []map[string]any
-	var firstErr error
 	for _, list := range []lister{h.Dir.ListUsers, h.Dir.ListGroups} {
 		out, err := list(r.Context(), chi.URLParam(r, "acc"), scimBase(r), all)
-		var se *domain.ScimError
-		if errors.As(err, &se) && se.ScimType == "invalidFilter" {
-			firstErr = err
-			continue
-		}
 		if err != nil {
 			h.scimError(w, r, err)
 			return
 		}
 		docs = append(docs, out.Resources...)
-		firstErr = nil
-	}
-	if firstErr != nil && len(docs) == 0 {
-		h.scimError(w, r, firstErr)
-		return
 	}
 	res := app.ScimList{Schemas: []string{domain.SchemaList}, TotalResults: len(docs), StartIndex: q.StartIndex, Resources: []map[string]any{}}
-	for i := q.StartIndex - 1; i >= 0 && i < len(docs) && len(res.Resources) < q.Count; i++ {
+	for i := q.StartIndex - 1; i < len(docs) && len(res.Resources) < q.Count; i++ {
 		res.Resources = append(res.Resources, docs[i])
 	}
 	res.ItemsPerPage = len(res.Resources)
