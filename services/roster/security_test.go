@@ -637,8 +637,13 @@ func TestTOTPSecondFactor(t *testing.T) {
 		if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/totp", acc.token, nil); code != 204 {
 			t.Fatalf("remove: %d", code)
 		}
-		if _, s := totpLogin("tess@acme.test", ""); s["second_factor_enrollment_required"] != true {
+		_, s = totpLogin("tess@acme.test", "")
+		if s["second_factor_enrollment_required"] != true {
 			t.Fatalf("after the removal: %v", s)
+		}
+		// An enrolment-only session can log out.
+		if code, _ := c.do("POST", "/v1/auth/logout", s["session_token"].(string), nil); code != 204 {
+			t.Fatalf("logout of an enrolment-only session: %d", code)
 		}
 	})
 }

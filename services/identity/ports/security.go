@@ -51,7 +51,8 @@ func (h *AuthHTTP) securityRoutes(r chi.Router) {
 
 	// L-4: a technician's own sessions (session token), and an admin's view.
 	self := h.Auth.Require("")
-	r.With(self).Post("/v1/auth/logout", h.logout)
+	// Logout also from an enrolment-only session (L-3).
+	r.With(h.Auth.Require(auth.EnrollmentScope)).Post("/v1/auth/logout", h.logout)
 	r.With(self, h.limited).Post("/v1/auth/password/change", h.changePassword)
 	r.With(self).Get("/v1/auth/sessions", h.ownSessions)
 	r.With(self).Delete("/v1/auth/sessions/{sid}", h.revokeOwnSession)
