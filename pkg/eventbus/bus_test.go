@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -232,7 +233,8 @@ func runChild() int {
 		return 1
 	}
 	connect := natsembed.Connector(os.Getenv("CHILD_NATS"))
-	b, err := eventbus.New(eventbus.Config{Service: os.Getenv("CHILD_SERVICE"), DB: db, Connect: connect, AckWait: 2 * time.Second})
+	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
+	b, err := eventbus.New(eventbus.Config{Service: os.Getenv("CHILD_SERVICE"), DB: db, Connect: connect, AckWait: 2 * time.Second, Batch: batch})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -276,11 +278,12 @@ func runChild() int {
 	return 1
 }
 
-func runCrashingChild(t *testing.T, role, service, dbURL string, w *svctest.World) {
+func runCrashingChild(t *testing.T, role, service, dbURL string, w *svctest.World, env ...string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+role, "CHILD_DB="+dbURL, "CHILD_DIR="+w.Dir,
 		"CHILD_SERVICE="+service, "CHILD_NATS="+w.ClientURL())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
@@ -343,6 +346,45 @@ func TestConsumerKilledBeforeAckAppliesOnce(t *testing.T) {
 				svctest.Eventually(t, "redelivery to be acknowledged", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
 				if n := countEffects(t, consDB, ""); n != 1 {
 					t.Fatalf("event applied %d times, want exactly 1", n)
+				}
+			})
+		})
+	}
+}
+
+// A batch consumer killed after its batch's commit and before the acks,
+// or inside the batch's transaction, applies every event exactly once
+// after a restart: the inbox drops the committed ones when they come again.
+func TestBatchConsumerKilledMidBatchAppliesOnce(t *testing.T) {
+	for _, role := range []string{"die-after-commit", "die-before-commit"} {
+		t.Run(role, func(t *testing.T) {
+			svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+				w := svctest.NewNATS(t)
+				prod := svctest.StartProducer(t, w, dbURL, "identity")
+				var evs []eventbus.Event
+				for j := range 20 {
+					evs = append(evs, technician(fmt.Sprintf("k%02d@example.com", j)))
+				}
+				prod.Emit(t, "acc_test", evs...)
+				svctest.Eventually(t, "the events on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == 20 })
+
+				runCrashingChild(t, role, "seatbilling", dbURL, w, "CHILD_BATCH=16")
+
+				consDB := openDB(t, dbURL, w.Dir, "seatbilling")
+				n := countEffects(t, consDB, "")
+				if (role == "die-after-commit") != (n > 1) {
+					t.Fatalf("after the crash: %d effects", n)
+				}
+				svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, AckWait: 2 * time.Second, Batch: 16},
+					func(b *eventbus.Bus) { eventbus.On(b, recordEffect) })
+				svctest.Eventually(t, "every event applied", func() bool { return countEffects(t, consDB, "") >= 20 })
+				svctest.Eventually(t, "redeliveries acknowledged", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+				if n := countEffects(t, consDB, ""); n != 20 {
+					t.Fatalf("%d effects, want each of the 20 events once", n)
+				}
+				var dup int
+				if err := consDB.QueryRow(`SELECT count(*) FROM (SELECT event_id FROM effects GROUP BY event_id HAVING count(*) > 1) d`).Scan(&dup); err != nil || dup != 0 {
+					t.Fatalf("%d events applied twice (%v)", dup, err)
 				}
 			})
 		})
