@@ -78,7 +78,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 
 	as := []string{"--server=" + h.URL(), "--token=" + acc.token, "--account=" + acc.id}
 	var recs []auditRow
-	svctest.EventuallySeen(t, "the seat released by the disable in the audit log", func() bool {
+	svctest.EventuallySeen(t, "the whole lifecycle in the audit log", func() bool {
 		out, err := runAudit(t, append([]string{"audit", "ls", "--all", "--json", "--limit=500"}, as...)...)
 		if err != nil {
 			return false
@@ -90,7 +90,15 @@ func TestAuditOfALifecycle(t *testing.T) {
 				recs = append(recs, r)
 			}
 		}
-		return slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == "seat.released" })
+		// Done when the disable's seat release and Tess's Admin role (applied
+		// at her first login, whenever rolepolicy sees it) are both in.
+		admin := false
+		for _, r := range recs {
+			if r.Action == "role.assigned" && r.Target.ID == tess {
+				admin = r.Data["role_name"] == "Admin"
+			}
+		}
+		return admin && slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == "seat.released" })
 	}, func() string { return fmt.Sprint(actionsOf(recs)) })
 	// exactly these actions; each service's in the order it emitted
 	// them (the three streams interleave in the chain).
