@@ -7,7 +7,7 @@ PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/..
          roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
          roster.dev/services/audit/... roster.dev/services/roster/...
 
-.PHONY: run build test vet proto proto-check tools clean
+.PHONY: run build test vet proto proto-check tools clean chaos bench
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -21,6 +21,14 @@ build:
 ## binaries for the PostgreSQL half: .ci/install-postgres.sh)
 test: vet
 	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -timeout 8m $(PKGS)
+
+## chaos: the crash-consistency harness in its long mode (make test runs
+## the short one): CHAOS_KILLS kill -9s of roster serve under a bulk
+## onboarding, then the invariants (docs/reliability.md)
+CHAOS_KILLS ?= 50
+chaos:
+	set -o pipefail; ROSTER_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster/... \
+	  | grep -v 'level=' | tee chaos.log | grep -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
 
 vet:
 	$(GO) vet $(PKGS)
