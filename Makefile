@@ -22,6 +22,13 @@ build:
 test: vet
 	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -timeout 8m $(PKGS)
 
+## bench: build roster and measure it as users run it (bench/main.go):
+## writes bench/results.json, prints the table; BENCH_FLAGS=-full for
+## issue 11's sizes (docs/performance.md)
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./bench -roster $(BIN)/roster $(BENCH_FLAGS)
+
 ## chaos: the crash-consistency harness in its long mode (make test runs
 ## the short one): CHAOS_KILLS kill -9s of roster serve under a bulk
 ## onboarding, then the invariants (docs/reliability.md)
@@ -31,8 +38,8 @@ chaos:
 	  | grep -v 'level=' | tee chaos.log | grep -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
 
 vet:
-	$(GO) vet $(PKGS)
-	@unformatted=$$(gofmt -l pkg services proto | grep -v '\.pb\.go$$' || true); \
+	$(GO) vet $(PKGS) roster.dev/bench/...
+	@unformatted=$$(gofmt -l pkg services proto bench | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 ## tools: buf and protoc-gen-go at the versions pinned in proto/tools/go.mod
