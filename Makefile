@@ -30,12 +30,18 @@ bench: build
 	$(GO) run ./bench -roster $(BIN)/roster $(BENCH_FLAGS)
 
 ## chaos: the crash-consistency harness in its long mode (make test runs
-## the short one): CHAOS_KILLS kill -9s of roster serve under a bulk
-## onboarding, then the invariants (docs/reliability.md)
+## the short all-in-one one): CHAOS_KILLS kill -9s under a bulk onboarding,
+## of roster serve, then of one of four `roster serve <service>` processes
+## on PostgreSQL or of the nats-server; then the invariants
+## (docs/reliability.md). Installs nats-server v2.15.2 when missing.
 CHAOS_KILLS ?= 50
-chaos:
-	set -o pipefail; ROSTER_CHAOS_KILLS=$(CHAOS_KILLS) $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster/... \
-	  | grep -v 'level=' | tee chaos.log | grep -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
+NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/nats-server)
+chaos: $(NATS_SERVER)
+	set -o pipefail; ROSTER_CHAOS_KILLS=$(CHAOS_KILLS) ROSTER_CHAOS_SEPARATE=1 PATH="$(dir $(NATS_SERVER)):$$PATH" \
+	  $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster \
+	  | grep --line-buffered -v 'level=' | tee chaos.log | grep --line-buffered -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
+$(NATS_SERVER):
+	GOFLAGS= $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
 
 vet:
 	$(GO) vet $(PKGS) roster.dev/bench/...

@@ -11,7 +11,9 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	netmail "net/mail"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,6 +28,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
 )
 
@@ -39,6 +42,76 @@ import (
 // The short mode (the default, run by `make test`) kills 10 times; `make
 // chaos` sets ROSTER_CHAOS_KILLS (and ROSTER_CHAOS_SEED to replay a run).
 func TestChaosAllInOne(t *testing.T) {
+	dir := t.TempDir()
+	ch := &chaosChild{t: t, dir: dir, http: freeAddr(t), nats: freeAddr(t)}
+	ch.procs = []*chaosProc{{name: "roster serve", http: ch.http,
+		args: "serve --data " + dir + " --http " + ch.http + " --nats-listen " + ch.nats + " --log-level warn"}}
+	runChaos(t, ch, func(*rand.Rand) *chaosProc { return ch.procs[0] })
+}
+
+// TestChaosSeparateProcesses is the same load and the same invariants with
+// the four services as separate `roster serve <service>` processes on an
+// external nats-server (JetStream), behind a front proxy that routes each
+// path to its service as a load balancer would; each kill hits one of the
+// five processes, the nats-server included. The services keep their data
+// in PostgreSQL (a schema each, pgtest's throwaway server). It needs the nats-server binary
+// (`make chaos` installs v2.15.2) and runs when ROSTER_CHAOS_SEPARATE=1.
+func TestChaosSeparateProcesses(t *testing.T) {
+	if os.Getenv("ROSTER_CHAOS_SEPARATE") == "" {
+		t.Skip("set ROSTER_CHAOS_SEPARATE=1 (make chaos does) to run the separate-processes mode")
+	}
+	natsServer, err := exec.LookPath("nats-server")
+	if err != nil {
+		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+		natsServer = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
+		if _, err := os.Stat(natsServer); err != nil {
+			t.Fatalf("no nats-server: go install github.com/nats-io/nats-server/v2@v2.15.2")
+		}
+	}
+	dir := t.TempDir()
+	ch := &chaosChild{t: t, dir: dir, http: freeAddr(t), nats: freeAddr(t), pg: pgtest.DSN(t)}
+	host, port, _ := net.SplitHostPort(ch.nats)
+	ch.procs = append(ch.procs, &chaosProc{name: "nats-server", natsAddr: ch.nats,
+		exe: natsServer, argv: []string{"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port}})
+	backends := map[string]*httputil.ReverseProxy{}
+	for _, s := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+		addr := freeAddr(t)
+		ch.procs = append(ch.procs, &chaosProc{name: s, http: addr,
+			args: "serve " + s + " --nats-url nats://" + ch.nats + " --db " + ch.pg + " --data " + dir + " --http " + addr + " --log-level warn"})
+		rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
+		rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+		backends[s] = rp
+	}
+	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		backends[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+	})}
+	ln, err := net.Listen("tcp", ch.http)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go front.Serve(ln)
+	t.Cleanup(func() { front.Close() })
+	runChaos(t, ch, func(rng *rand.Rand) *chaosProc { return ch.procs[rng.IntN(len(ch.procs))] })
+}
+
+// serviceOf is the service serving an HTTP path (api.md's routes).
+func serviceOf(path string) string {
+	switch {
+	case strings.Contains(path, "/audit"):
+		return "audit"
+	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
+		strings.Contains(path, "/seats/"):
+		return "seatbilling"
+	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
+		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
+		return "rolepolicy"
+	}
+	return "identity"
+}
+
+// runChaos drives the load against ch while killing the process victim
+// picks, then checks the invariants.
+func runChaos(t *testing.T, ch *chaosChild, victim func(*rand.Rand) *chaosProc) {
 	kills := envInt(t, "ROSTER_CHAOS_KILLS", 10)
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("ROSTER_CHAOS_SEED"); s != "" {
@@ -46,13 +119,20 @@ func TestChaosAllInOne(t *testing.T) {
 	}
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("chaos: seed %d (ROSTER_CHAOS_SEED replays the kill timings), %d kills", seed, kills)
-
-	dir := t.TempDir()
-	ch := &chaosChild{t: t, dir: dir, http: freeAddr(t), nats: freeAddr(t)}
-	ch.start()
-	t.Cleanup(ch.kill)
+	dir := ch.dir
+	for _, p := range ch.procs {
+		ch.start(p)
+		if p.natsAddr != "" {
+			ch.awaitReady() // the services connect to it at start
+		}
+	}
+	t.Cleanup(func() {
+		for _, p := range ch.procs {
+			ch.kill(p)
+		}
+	})
+	ch.awaitReady()
 	c := &chaosClient{base: "http://" + ch.http, http: &http.Client{Timeout: 10 * time.Second}}
-
 	// One roster account with 4 seats: most technicians are added with a
 	// confirmed seat purchase (S-3), so charges are made under the kills.
 	var created map[string]any
@@ -89,9 +169,10 @@ func TestChaosAllInOne(t *testing.T) {
 	for k := range kills {
 		ch.awaitReady()
 		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
-		ch.kill()
-		t.Logf("kill %d at %v: %d technicians started", k+1, time.Since(start).Round(time.Millisecond), next.Load())
-		ch.start()
+		p := victim(rng)
+		ch.kill(p)
+		t.Logf("kill %d (%s) at %v: %d technicians started", k+1, p.name, time.Since(start).Round(time.Millisecond), next.Load())
+		ch.start(p)
 	}
 	ch.awaitReady()
 	stopLoad()
@@ -446,63 +527,102 @@ func assertOne(t *testing.T, n *int, cond bool, format string, args ...any) bool
 	return true
 }
 
-// chaosChild is `roster serve` as a child process (the test binary playing
-// the roster binary, see TestMain) on fixed ports and one data dir.
+// chaosChild is the system under test: `roster serve` child processes
+// (the test binary playing the roster binary, see TestMain) on fixed ports
+// and one data dir, and in the separate mode a nats-server; http is where
+// clients send requests, nats the NATS every process uses.
 type chaosChild struct {
 	t          *testing.T
 	dir        string
 	http, nats string
-	cmd        *exec.Cmd
-	log        bytes.Buffer
-	done       chan struct{}
+	procs      []*chaosProc
 	dbs        map[string]*sql.DB
+	// pg is the PostgreSQL URL of the separate mode ("": SQLite files).
+	pg string
 }
 
-func (ch *chaosChild) start() {
+// chaosProc is one process: roster (args for the test binary's childEnv)
+// or another executable (exe, argv).
+type chaosProc struct {
+	name     string
+	args     string
+	exe      string
+	argv     []string
+	http     string // polled at /readyz
+	natsAddr string // dialled
+	cmd      *exec.Cmd
+	done     chan struct{}
+	log      lockedWriter
+}
+
+func (ch *chaosChild) start(p *chaosProc) {
 	ch.t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"=serve --data "+ch.dir+" --http "+ch.http+" --nats-listen "+ch.nats+" --log-level warn",
-		"ROSTER_OPERATOR_TOKEN="+operator)
+	var cmd *exec.Cmd
+	if p.exe != "" {
+		cmd = exec.Command(p.exe, p.argv...)
+	} else {
+		cmd = exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+p.args, "ROSTER_OPERATOR_TOKEN="+operator)
+	}
 	cmd.Stdout = io.Discard
-	cmd.Stderr = &lockedWriter{w: &ch.log}
+	if p.log.w == nil {
+		p.log.w = &bytes.Buffer{}
+	}
+	cmd.Stderr = &p.log
 	if err := cmd.Start(); err != nil {
 		ch.t.Fatal(err)
 	}
-	ch.cmd, ch.done = cmd, make(chan struct{})
-	go func() { _ = cmd.Wait(); close(ch.done) }()
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() { _ = cmd.Wait(); close(p.done) }()
 }
 
 // kill sends SIGKILL and waits for the process to be gone.
-func (ch *chaosChild) kill() {
-	if ch.cmd == nil {
+func (ch *chaosChild) kill(p *chaosProc) {
+	if p.cmd == nil {
 		return
 	}
-	_ = ch.cmd.Process.Signal(syscall.SIGKILL)
-	<-ch.done
-	ch.cmd = nil
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+	p.cmd = nil
 }
 
+// awaitReady waits until every process is ready: /readyz answers 200, or
+// the NATS port accepts connections.
 func (ch *chaosChild) awaitReady() {
 	ch.t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get("http://" + ch.http + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
+	for _, p := range ch.procs {
+		if p.cmd == nil {
+			continue
+		}
+		for !p.ready() {
+			select {
+			case <-p.done:
+				ch.t.Fatalf("%s exited:\n%s", p.name, p.log.String())
+			default:
 			}
+			if time.Now().After(deadline) {
+				ch.t.Fatalf("%s not ready in 60 s:\n%s", p.name, p.log.String())
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		select {
-		case <-ch.done:
-			ch.t.Fatalf("roster serve exited:\n%s", ch.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			ch.t.Fatalf("not ready in 60 s:\n%s", ch.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+func (p *chaosProc) ready() bool {
+	if p.natsAddr != "" {
+		c, err := net.DialTimeout("tcp", p.natsAddr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+	res, err := http.Get("http://" + p.http + "/readyz")
+	if err != nil {
+		return false
+	}
+	res.Body.Close()
+	return res.StatusCode == 200
 }
 
 // db opens a service's SQLite file beside the running server (WAL lets a
@@ -511,6 +631,18 @@ func (ch *chaosChild) db(t *testing.T, service string) *sql.DB {
 	t.Helper()
 	if db := ch.dbs[service]; db != nil {
 		return db
+	}
+	if ch.pg != "" {
+		db, err := store.Open(context.Background(), store.Config{URL: ch.pg, Service: service})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		if ch.dbs == nil {
+			ch.dbs = map[string]*sql.DB{}
+		}
+		ch.dbs[service] = db.DB
+		return db.DB
 	}
 	db, err := sql.Open("sqlite", "file:"+filepath.Join(ch.dir, service+".db")+"?mode=ro&_pragma=busy_timeout(10000)")
 	if err != nil {
@@ -729,7 +861,16 @@ func (c *chaosClient) all(t *testing.T, path, token string) []map[string]any {
 
 type lockedWriter struct {
 	mu sync.Mutex
-	w  io.Writer
+	w  *bytes.Buffer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.w == nil {
+		return ""
+	}
+	return l.w.String()
 }
 
 func (l *lockedWriter) Write(p []byte) (int, error) {
