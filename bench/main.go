@@ -22,6 +22,8 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -59,6 +61,11 @@ type config struct {
 	// the request-to-audit latency (0: half the measured throughput).
 	paced     int
 	pacedRate float64
+	// deployment: all-in-one, or separate (four processes on an external
+	// nats-server, SQLite files unless db names a PostgreSQL database).
+	deployment string
+	natsServer string
+	db         string
 }
 
 func main() {
@@ -73,6 +80,9 @@ func main() {
 	flag.StringVar(&c.profile, "cpuprofile", "bench/lifecycle.cpu.pprof", "CPU profile of roster serve during the lifecycle run (empty: none)")
 	flag.BoolVar(&c.goBench, "gobench", true, "also run rolepolicy's Go benchmarks (in-process check on the 10,000 × 1,000 × 1,000 fixture)")
 	flag.DurationVar(&c.idle, "idle", 5*time.Second, "how long roster serve idles before its RSS is read")
+	flag.StringVar(&c.deployment, "deployment", "all-in-one", "all-in-one, or separate: four roster serve <service> processes on an external nats-server behind a front proxy")
+	flag.StringVar(&c.natsServer, "nats-server", "nats-server", "the nats-server binary of -deployment separate (go install github.com/nats-io/nats-server/v2@v2.15.2)")
+	flag.StringVar(&c.db, "db", "", "-deployment separate: a postgres:// URL of an empty database (default: SQLite files)")
 	flag.IntVar(&c.paced, "paced", 500, "technicians of the paced run (latency below saturation)")
 	flag.Float64Var(&c.pacedRate, "paced-rate", 0, "technicians/s of the paced run (0: half the measured throughput)")
 	flag.Parse()
@@ -186,19 +196,38 @@ func run(c config) error {
 	if _, err := os.Stat(bin); err != nil {
 		return fmt.Errorf("no roster binary at %s: run make build (or make bench)", bin)
 	}
+	c.roster = bin
+	deployment := "all-in-one: roster serve (embedded NATS JetStream, SQLite files), one process on this machine"
+	switch c.deployment {
+	case "all-in-one":
+	case "separate":
+		if c.natsServer, err = exec.LookPath(c.natsServer); err != nil {
+			return fmt.Errorf("-deployment separate needs nats-server: go install github.com/nats-io/nats-server/v2@v2.15.2 (%w)", err)
+		}
+		store := "SQLite files"
+		if c.db != "" {
+			store = "PostgreSQL (a schema per service)"
+			// One database for every start: the figures after the first
+			// start are not on fresh data.
+		}
+		deployment = "separate: nats-server v2.15.2 (JetStream) + roster serve identity|seatbilling|rolepolicy|audit, five processes, " +
+			store + ", behind a front proxy in the bench process"
+	default:
+		return fmt.Errorf("-deployment must be all-in-one or separate, got %q", c.deployment)
+	}
 	res := Results{Time: time.Now().UTC(), Machine: machine(),
-		Deployment: "all-in-one: roster serve (embedded NATS JetStream, SQLite files), one process on this machine",
+		Deployment: deployment,
 		NotMeasured: []string{
 			"HRIS end-to-end (signed webhooks at a fixed rate): the HRIS routes are issue 8's, not built yet — hook: benchHRIS",
 			"CSV import rows/s and SCIM create users/s: issue 8's routes, not built yet — hook: benchBulk",
 			"audit verification of 1,000,000 records: the records here are the lifecycle run's only",
-			"the four services as separate processes on an external nats-server with PostgreSQL: not run (docs/performance.md)",
+			"the other deployment: run again with -deployment " + map[string]string{"all-in-one": "separate", "separate": "all-in-one"}[c.deployment],
 		}}
 
 	// Footprint: cold start to ready, three times on fresh data dirs, and
 	// the RSS of the last one after idling.
 	for i := range 3 {
-		ch, err := startServe(bin, "")
+		ch, err := startServe(c, "")
 		if err != nil {
 			return err
 		}
@@ -206,7 +235,7 @@ func run(c config) error {
 		if i == 2 {
 			fmt.Fprintf(os.Stderr, "idling %v for the RSS…\n", c.idle)
 			time.Sleep(c.idle)
-			res.Footprint.IdleRSSMB, res.Footprint.IdlePeakRSSMB = rss(ch.cmd.Process.Pid)
+			res.Footprint.IdleRSSMB, res.Footprint.IdlePeakRSSMB = ch.rss()
 		}
 		if err := ch.stop(); err != nil {
 			return err
@@ -220,7 +249,7 @@ func run(c config) error {
 			return err
 		}
 	}
-	ch, err := startServe(bin, profile)
+	ch, err := startServe(c, profile)
 	if err != nil {
 		return err
 	}
@@ -249,7 +278,7 @@ func run(c config) error {
 		ids = append(ids, pids...)
 	}
 	res.Footprint.AfterTechs = c.technicians
-	res.Footprint.AfterRSSMB, res.Footprint.AfterPeakRSSMB = rss(ch.cmd.Process.Pid)
+	res.Footprint.AfterRSSMB, res.Footprint.AfterPeakRSSMB = ch.rss()
 
 	fmt.Fprintln(os.Stderr, "audit verify and queries…")
 	if res.Audit, err = auditFigures(ch, acc, ids); err != nil {
@@ -316,15 +345,24 @@ var (
 func benchHRIS(*serve, account) error { return errors.New("HRIS webhooks: issue 8") }
 func benchBulk(*serve, account) error { return errors.New("CSV import and SCIM: issue 8") }
 
-// serve is a running `roster serve` child.
+// serve is the system under test: one `roster serve` child (all-in-one)
+// or, separately, a nats-server and four `roster serve <service>` children
+// behind a front proxy in this process (separate).
 type serve struct {
-	cmd     *exec.Cmd
+	procs   []*proc
 	dir     string
 	url     string
 	natsURL string
 	started time.Duration
-	done    chan error
-	stderr  *bytes.Buffer
+	front   *http.Server
+}
+
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	done   chan error
+	stderr *bytes.Buffer
+	ready  func() bool
 }
 
 func freePort() (string, error) {
@@ -336,14 +374,63 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-// startServe runs `roster serve` on a fresh data dir and waits for
-// /readyz: started is the cold start, exec to ready.
-func startServe(bin, cpuProfile string) (*serve, error) {
-	dir, err := os.MkdirTemp("", "roster-bench-")
-	if err != nil {
-		return nil, err
+func (s *serve) spawn(name string, ready func() bool, exe string, env []string, args ...string) error {
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), stderr: &bytes.Buffer{}, ready: ready}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		return err
 	}
-	httpAddr, err := freePort()
+	go func() { p.done <- cmd.Wait() }()
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+func readyz(url string) func() bool {
+	return func() bool {
+		res, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}
+}
+
+func dials(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+}
+
+// awaitReady waits for every process started so far.
+func (s *serve) awaitReady(t0 time.Time) error {
+	for _, p := range s.procs {
+		for !p.ready() {
+			select {
+			case err := <-p.done:
+				s.kill()
+				return fmt.Errorf("%s exited: %v\n%s", p.name, err, p.stderr)
+			case <-time.After(5 * time.Millisecond):
+			}
+			if time.Since(t0) > time.Minute {
+				s.kill()
+				return fmt.Errorf("%s not ready in a minute", p.name)
+			}
+		}
+	}
+	return nil
+}
+
+// startServe starts the deployment on a fresh data dir and waits until
+// every process is ready: started is the cold start, exec to ready.
+func startServe(c config, cpuProfile string) (*serve, error) {
+	dir, err := os.MkdirTemp("", "roster-bench-")
 	if err != nil {
 		return nil, err
 	}
@@ -351,59 +438,128 @@ func startServe(bin, cpuProfile string) (*serve, error) {
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(bin, "serve", "--data", dir, "--http", httpAddr, "--nats-listen", natsAddr, "--log-level", "warn")
-	cmd.Env = append(os.Environ(), "ROSTER_OPERATOR_TOKEN="+operator)
-	if cpuProfile != "" {
-		cmd.Env = append(cmd.Env, "ROSTER_CPU_PROFILE="+cpuProfile)
-	}
-	s := &serve{cmd: cmd, dir: dir, url: "http://" + httpAddr, natsURL: "nats://" + natsAddr, done: make(chan error, 1), stderr: &bytes.Buffer{}}
-	cmd.Stderr = s.stderr
+	s := &serve{dir: dir, natsURL: "nats://" + natsAddr}
+	env := []string{"ROSTER_OPERATOR_TOKEN=" + operator}
 	t0 := time.Now()
-	if err := cmd.Start(); err != nil {
+	if c.deployment == "all-in-one" {
+		httpAddr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.url = "http://" + httpAddr
+		if cpuProfile != "" {
+			env = append(env, "ROSTER_CPU_PROFILE="+cpuProfile)
+		}
+		if err := s.spawn("roster serve", readyz(s.url), c.roster, env,
+			"serve", "--data", dir, "--http", httpAddr, "--nats-listen", natsAddr, "--log-level", "warn"); err != nil {
+			return nil, err
+		}
+		if err := s.awaitReady(t0); err != nil {
+			return nil, err
+		}
+		s.started = time.Since(t0)
+		return s, nil
+	}
+	host, port, _ := net.SplitHostPort(natsAddr)
+	if err := s.spawn("nats-server", dials(natsAddr), c.natsServer, nil,
+		"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port); err != nil {
 		return nil, err
 	}
-	go func() { s.done <- cmd.Wait() }()
-	for {
-		res, err := http.Get(s.url + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				s.started = time.Since(t0)
-				return s, nil
-			}
-		}
-		select {
-		case err := <-s.done:
-			return nil, fmt.Errorf("roster serve exited: %v\n%s", err, s.stderr)
-		case <-time.After(5 * time.Millisecond):
-		}
-		if time.Since(t0) > time.Minute {
-			s.kill()
-			return nil, errors.New("roster serve not ready in a minute")
-		}
+	if err := s.awaitReady(t0); err != nil {
+		return nil, err
 	}
+	backends := map[string]*httputil.ReverseProxy{}
+	for _, name := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		e := env
+		if cpuProfile != "" {
+			e = append(e, "ROSTER_CPU_PROFILE="+cpuProfile+"."+name)
+		}
+		args := []string{"serve", name, "--nats-url", s.natsURL, "--data", dir, "--http", addr, "--log-level", "warn"}
+		if c.db != "" {
+			args = append(args, "--db", c.db)
+		}
+		if err := s.spawn(name, readyz("http://"+addr), c.roster, e, args...); err != nil {
+			return nil, err
+		}
+		backends[name] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
+	}
+	if err := s.awaitReady(t0); err != nil {
+		return nil, err
+	}
+	s.started = time.Since(t0)
+	frontAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", frontAddr)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + frontAddr
+	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		backends[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+	})}
+	go s.front.Serve(ln)
+	return s, nil
 }
 
-// stop sends SIGTERM (the CPU profile is written on the way out) and
-// removes the data dir.
-func (s *serve) stop() error {
-	_ = s.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-s.done:
-		os.RemoveAll(s.dir)
-		if err != nil {
-			return fmt.Errorf("roster serve: %v\n%s", err, s.stderr)
-		}
-		return nil
-	case <-time.After(45 * time.Second):
-		s.kill()
-		return errors.New("roster serve did not drain in 45 s")
+// serviceOf is the service serving an HTTP path (api.md's routes).
+func serviceOf(path string) string {
+	switch {
+	case strings.Contains(path, "/audit"):
+		return "audit"
+	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
+		strings.Contains(path, "/seats/"):
+		return "seatbilling"
+	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
+		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
+		return "rolepolicy"
 	}
+	return "identity"
+}
+
+// stop sends SIGTERM to the roster processes, then the nats-server (the
+// CPU profiles are written on the way out), and removes the data dir.
+func (s *serve) stop() error {
+	if s.front != nil {
+		s.front.Close()
+	}
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			if err != nil && p.name != "nats-server" {
+				errs = append(errs, fmt.Errorf("%s: %v\n%s", p.name, err, p.stderr))
+			}
+		case <-time.After(45 * time.Second):
+			_ = p.cmd.Process.Kill()
+			errs = append(errs, fmt.Errorf("%s did not drain in 45 s", p.name))
+		}
+	}
+	os.RemoveAll(s.dir)
+	return errors.Join(errs...)
 }
 
 func (s *serve) kill() {
-	_ = s.cmd.Process.Kill()
+	for _, p := range s.procs {
+		_ = p.cmd.Process.Kill()
+	}
 	os.RemoveAll(s.dir)
+}
+
+// rss is the sum over the processes.
+func (s *serve) rss() (now, peak float64) {
+	for _, p := range s.procs {
+		n, k := rss(p.cmd.Process.Pid)
+		now, peak = now+n, peak+k
+	}
+	return round(now), round(peak)
 }
 
 // rss reads the resident set and its peak (VmHWM) in MB.
