@@ -41,7 +41,7 @@ chaos: $(NATS_SERVER)
 	  $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster \
 	  | grep --line-buffered -v 'level=' | tee chaos.log | grep --line-buffered -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
 $(NATS_SERVER):
-	GOFLAGS= $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
+	GOFLAGS= GOBIN=$(abspath $(dir $(NATS_SERVER))) $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
 
 vet:
 	$(GO) vet $(PKGS) roster.dev/bench/...
