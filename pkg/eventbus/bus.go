@@ -42,7 +42,8 @@ type Config struct {
 	Connect func(name string) (*nats.Conn, error)
 	Logger  *slog.Logger
 	// MaxDeliver is how many deliveries an event gets before it goes to the
-	// dead-letter subject (default 5).
+	// dead-letter subject (default: at least 5, and enough that the retries
+	// span twice AckWait; see defaultMaxDeliver).
 	MaxDeliver int
 	// AckWait is how long JetStream waits for an ack before redelivering
 	// (default 30 s); a handler still running then is cancelled.
@@ -96,14 +97,14 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = 5
-	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 200 * time.Millisecond
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = defaultMaxDeliver(cfg.AckWait, cfg.RetryBackoff)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -587,6 +588,24 @@ func (q quietClosed) With(fields watermill.LogFields) watermill.LoggerAdapter {
 
 // backoff is the redelivery delay after the n-th failed delivery.
 type backoff struct{ base, max time.Duration }
+
+// defaultMaxDeliver is the smallest delivery count, at least 5, whose
+// retry delays add up to twice ackWait. An event often depends on an
+// earlier one (FirstLogin on TechnicianCreated); when the consumer is
+// killed holding the earlier one unacked, JetStream redelivers it only
+// after ackWait, while the later one is delivered at once to the
+// restarted consumer and fails until the earlier one is applied. Its
+// retries must outlast that wait, or it is dead-lettered and its effect
+// lost (found by the crash-consistency harness, issue 11).
+func defaultMaxDeliver(ackWait, base time.Duration) int {
+	d := backoff{base: base, max: 30 * time.Second}
+	n, waited := 1, time.Duration(0)
+	for n < 5 || waited < 2*ackWait {
+		waited += d.WaitTime(uint64(n))
+		n++
+	}
+	return n
+}
 
 func (d backoff) WaitTime(n uint64) time.Duration {
 	w := d.base

@@ -220,6 +220,48 @@ func TestPoisonEventIsDeadLetteredWithoutBlockingOthers(t *testing.T) {
 	})
 }
 
+// An event that fails until an earlier one arrives is not dead-lettered
+// while that earlier one may still be redelivered: after a consumer is
+// killed holding an event unacked, JetStream redelivers it only after
+// AckWait, while the events behind it reach the restarted consumer at
+// once. With the default MaxDeliver their retries span twice AckWait.
+// Found by TestChaosAllInOne (issue 11): FirstLogin was dead-lettered by
+// rolepolicy ("technician not found") and the role never applied.
+func TestEventWaitingForAnEarlierOneOutlastsAckWait(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := svctest.NewNATS(t)
+		prod := svctest.StartProducer(t, w, dbURL, "identity")
+		consDB := openDB(t, dbURL, w.Dir, "seatbilling")
+		const ackWait = 2 * time.Second
+		var mu sync.Mutex
+		var first time.Time
+		svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, AckWait: ackWait, RetryBackoff: 50 * time.Millisecond},
+			func(b *eventbus.Bus) {
+				eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if first.IsZero() {
+						first = time.Now()
+					}
+					// The earlier event comes back one AckWait after the
+					// crash, and a little more.
+					if time.Since(first) < ackWait+500*time.Millisecond {
+						return errors.New("technician not found")
+					}
+					return recordEffect(ctx, tx, ev)
+				})
+			})
+		prod.Emit(t, "acc_test", technician("late@example.com"))
+		svctest.Eventually(t, "the event applied", func() bool {
+			return countEffects(t, consDB, "WHERE email = 'late@example.com'") == 1 ||
+				svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER") != 0
+		})
+		if n := svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER"); n != 0 {
+			t.Fatalf("dead-lettered after %v of retries, within the AckWait of %v", time.Since(first).Round(time.Millisecond), ackWait)
+		}
+	})
+}
+
 // Crash tests run a second copy of this test binary as the process that
 // dies; childEnv tells it which part to play.
 const childEnv = "ROSTER_EVENTBUS_CHILD"
