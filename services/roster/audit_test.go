@@ -90,15 +90,20 @@ func TestAuditOfALifecycle(t *testing.T) {
 				recs = append(recs, r)
 			}
 		}
-		// Done when the disable's seat release and Tess's Admin role (applied
-		// at her first login, whenever rolepolicy sees it) are both in.
+		// Done when each service's last effect is in: identity's disable,
+		// seatbilling's seat release and Tess's Admin role (applied at her
+		// first login, whenever rolepolicy sees it). The three streams are
+		// consumed independently, so any of them can be the last.
 		admin := false
 		for _, r := range recs {
 			if r.Action == "role.assigned" && r.Target.ID == tess {
 				admin = r.Data["role_name"] == "Admin"
 			}
 		}
-		return admin && slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == "seat.released" })
+		has := func(action string) bool {
+			return slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == action })
+		}
+		return admin && has("seat.released") && has("technician.disabled")
 	}, func() string { return fmt.Sprint(actionsOf(recs)) })
 	// A-1: exactly these actions; each service's in the order it emitted
 	// them (the three streams interleave in the chain).
@@ -228,7 +233,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 
 	// A-2: tampering in the database, each kind found at its sequence by
 	// `roster audit verify`; the chain is put back after each.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "audit.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "audit.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
