@@ -272,7 +272,7 @@ func (d *chaosDriver) run(i int) {
 			err = d.c.retry(func() (bool, error) {
 				_, r, err := d.c.do("GET", base+"/technicians/"+tc.id+"/role", d.acc.token, nil)
 				if err == nil && r["role"] != "Billing" {
-					err = fmt.Errorf("no Billing yet: %v", r)
+					err = notYet{fmt.Errorf("no Billing yet: %v", r)}
 				}
 				return err == nil, err
 			})
@@ -302,7 +302,7 @@ func (d *chaosDriver) expect(want int, method, path string, body any, key string
 		if err == nil && code == 404 && strings.HasSuffix(path, "/role") {
 			// rolepolicy learns of the technician from TechnicianCreated,
 			// after identity's 201: not there yet.
-			return false, errors.New("no technician in rolepolicy yet")
+			return false, notYet{errors.New("no technician in rolepolicy yet")}
 		}
 		if err == nil && code != want && code < 500 {
 			return false, fmt.Errorf("%s %s: %d %v, want %d", method, path, code, got, want)
@@ -319,7 +319,7 @@ func (d *chaosDriver) firstLogin(email string) error {
 	return d.c.retry(func() (bool, error) {
 		tokens := invitationTokens(d.mailDir, email)
 		if len(tokens) == 0 {
-			return false, errors.New("no mail yet")
+			return false, notYet{errors.New("no mail yet")}
 		}
 		for _, tok := range tokens {
 			code, body, err := d.c.do("POST", "/v1/auth/password", "", map[string]any{"token": tok, "password": "correct horse battery staple"})
@@ -338,7 +338,7 @@ func (d *chaosDriver) firstLogin(email string) error {
 				return false, fmt.Errorf("set password for %s: %d %v", email, code, body)
 			}
 		}
-		return false, errors.New("no usable token yet")
+		return false, notYet{errors.New("no usable token yet")}
 	})
 }
 
@@ -797,11 +797,9 @@ func (c *chaosClient) do(method, path, token string, body any, hdr ...string) (i
 	return res.StatusCode, out, nil
 }
 
-// retry calls f until it reports done; errors are retried (the server is
-// down or answering 5xx) for up to 2 minutes, except a returned error
-// with done false and a 4xx, which f reports by returning a non-nil error
-// that is not a transport error — f decides by returning (false, err)
-// only for transport errors and (false, fatalErr) otherwise.
+// retry calls f until it reports done, for up to 2 minutes while f's
+// error is transient (the server is down, a 5xx, a state not there yet);
+// any other error is returned at once.
 func (c *chaosClient) retry(f func() (bool, error)) error {
 	deadline := time.Now().Add(2 * time.Minute)
 	var last error
@@ -819,13 +817,16 @@ func (c *chaosClient) retry(f func() (bool, error)) error {
 	return fmt.Errorf("no answer in 2 minutes: %w", last)
 }
 
+// notYet is a state the client waits for (a mail, an event applied).
+type notYet struct{ error }
+
 // transient reports a transport error or a wait for a state to appear.
 func transient(err error) bool {
 	var ne net.Error
 	var oe *net.OpError
+	var ny notYet
 	return errors.As(err, &ne) || errors.As(err, &oe) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
-		strings.HasPrefix(err.Error(), "no ")
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.As(err, &ny)
 }
 
 func (c *chaosClient) until(t *testing.T, what string, f func() (bool, error)) {
