@@ -407,7 +407,10 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 		ctx = withCause(ctx, meta)
 
 		applied := false
+		hooks := &commitHooks{}
+		ctx = context.WithValue(ctx, commitHooksKey{}, hooks)
 		err := b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+			hooks.fns = hooks.fns[:0] // a retried attempt registers again
 			first, err := inbox.Claim(ctx, tx, consumer, meta.GetEventId())
 			if err != nil || !first {
 				return err
@@ -419,6 +422,9 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
 			return err
+		}
+		for _, f := range hooks.fns {
+			f()
 		}
 		if b.afterCommit != nil {
 			b.afterCommit(meta.GetEventId())
@@ -554,4 +560,26 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 		published.WithLabelValues(p.service, m.Metadata.Get(HeaderType)).Inc()
 	}
 	return nil
+}
+
+// commitHooks are the functions a handler asked to run once its
+// transaction committed (OnCommit).
+type commitHooks struct{ fns []func() }
+
+type commitHooksKey struct{}
+
+// OnCommit registers fn to run after the transaction of the event handler
+// running in ctx committed, before the event is acknowledged; it does not
+// run when the transaction fails. It reports false, and registers nothing,
+// when ctx is not a handler's (the caller runs its own transaction). A
+// handler uses it to tell others about what it committed — rolepolicy's
+// replicas, about a changed access index — never for effects that must not
+// be lost: those go through the outbox.
+func OnCommit(ctx context.Context, fn func()) bool {
+	h, ok := ctx.Value(commitHooksKey{}).(*commitHooks)
+	if !ok {
+		return false
+	}
+	h.fns = append(h.fns, fn)
+	return true
 }
