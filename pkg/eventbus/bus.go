@@ -318,6 +318,10 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
+	if err := ensureConsumer(conn, source, name, b.cfg.AckWait); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	sub, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      deliveryUnmarshaler{},
 		SubscribersCount: 1,
@@ -352,6 +356,46 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	h.AddMiddleware(b.deadLetter(name))
 	trackLag(EventStream(source), name, conn)
 	return conn, nil
+}
+
+// DeliverPrefix starts the deliver subject of a durable consumer:
+// roster.deliver.<consumer>, where its replicas' queue subscriptions take
+// its events.
+const DeliverPrefix = "roster.deliver."
+
+// ensureConsumer creates the durable consumer of service on the stream of
+// source before the subscription binds to it, with the settings the
+// subscription asks for. A consumer that nats.go creates for a
+// subscription is deleted when that subscription ends (Unsubscribe or
+// Drain at shutdown): with replicas it would be pulled from under the
+// others sharing it, and the next start would redeliver the whole stream.
+// One it finds is left alone. Replicas starting at once create the same
+// configuration, which JetStream accepts as one.
+func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration) error {
+	js, err := conn.JetStream()
+	if err != nil {
+		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
+	}
+	stream := EventStream(source)
+	if _, err := js.ConsumerInfo(stream, name); err == nil {
+		return nil
+	} else if !errors.Is(err, nats.ErrConsumerNotFound) {
+		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
+	}
+	_, err = js.AddConsumer(stream, &nats.ConsumerConfig{
+		Durable:        name,
+		DeliverSubject: DeliverPrefix + name,
+		DeliverGroup:   name,
+		FilterSubject:  EventSubjects(source),
+		DeliverPolicy:  nats.DeliverAllPolicy,
+		AckPolicy:      nats.AckExplicitPolicy,
+		AckWait:        ackWait,
+		MaxAckPending:  1024,
+	})
+	if err != nil {
+		return fmt.Errorf("eventbus: create consumer %s: %w", name, err)
+	}
+	return nil
 }
 
 // permanentError marks a failure that no retry can fix (an undecodable
