@@ -5,10 +5,13 @@ go 1.26.8
 require (
 	github.com/nats-io/nats-server/v2 v2.15.2
 	github.com/nats-io/nats.go v1.55.0
+	github.com/spf13/pflag v1.0.9
+	go.yaml.in/yaml/v3 v3.0.5
 	roster.dev/pkg v0.0.0
 	roster.dev/services/audit v0.0.0
 	roster.dev/services/identity v0.0.0
 	roster.dev/services/rolepolicy v0.0.0
+	roster.dev/services/roster v0.0.0
 	roster.dev/services/seatbilling v0.0.0
 )
 
@@ -27,6 +30,7 @@ require (
 	github.com/google/go-tpm v0.9.8 // indirect
 	github.com/google/uuid v1.6.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway/v2 v2.30.0 // indirect
+	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/pgx/v5 v5.12.0 // indirect
@@ -52,6 +56,7 @@ require (
 	github.com/remyoudompheng/bigfft v0.0.0-20230129092748-24d4a6f8daec // indirect
 	github.com/sethvargo/go-retry v0.5.0 // indirect
 	github.com/sony/gobreaker v1.0.0 // indirect
+	github.com/spf13/cobra v1.10.2 // indirect
 	go.opentelemetry.io/auto/sdk v1.2.1 // indirect
 	go.opentelemetry.io/otel v1.47.0 // indirect
 	go.opentelemetry.io/otel/exporters/otlp/otlptrace v1.47.0 // indirect
@@ -85,5 +90,6 @@ replace (
 	roster.dev/services/audit => ../services/audit
 	roster.dev/services/identity => ../services/identity
 	roster.dev/services/rolepolicy => ../services/rolepolicy
+	roster.dev/services/roster => ../services/roster
 	roster.dev/services/seatbilling => ../services/seatbilling
 )
