@@ -95,7 +95,7 @@ func TestReplicasConvergeOnRoleChange(t *testing.T) {
 		if status != http.StatusOK {
 			t.Fatalf("PUT role on replica 0: %d %s", status, body)
 		}
-		took := within(t, 2*time.Second, "replica 1 to allow after the promotion on replica 0", func() bool {
+		took := within(t, 5*time.Second, "replica 1 to allow after the promotion on replica 0", func() bool {
 			return b.check(acc, tech, perm).Code == access.AllowedAdmin
 		})
 		t.Logf("promotion on replica 0 seen by replica 1 after %v (broadcast)", took)
