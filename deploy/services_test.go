@@ -68,11 +68,8 @@ func do(t *testing.T, method, url, token string, body any) (int, map[string]any)
 func TestServicesRunWithTheirNATSUsers(t *testing.T) {
 	c := startNATSCluster(t)
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
-	// Wait for the cluster's JetStream meta leader (a service started
-	// before fails and is restarted by its supervisor); the services then
-	// find the streams and update them with their own users.
-	admin, _ := c.connect(t, "roster-admin")
-	ensureStreams(t, admin)
+	// Started at once with the cluster: the first service waits for
+	// JetStream's meta leader and creates the streams with its own user.
 	hosts := map[string]*svc.Host{}
 	for _, s := range []svc.Service{identity.New(), seatbilling.New(), rolepolicy.New(),
 		audit.NewWith(audit.Options{SigningKeyFile: filepath.Join(t.TempDir(), "audit-signing.key")})} {
