@@ -141,7 +141,7 @@ func Serve(ctx context.Context, cfg Config, services []svc.Service, stdout, stde
 	host, err := svc.Start(ctx, svc.Config{
 		DataDir: cfg.Data, HTTP: cfg.HTTP, NATSListen: natsListen, NATSURL: cfg.NATSURL,
 		DB: cfg.DB, OperatorToken: token, Log: log, Mail: cfg.Mail, PublicURL: cfg.PublicURL,
-		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes,
+		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes, StreamReplicas: cfg.StreamReplicas,
 	}, services...)
 	if err != nil {
 		return err
