@@ -223,7 +223,10 @@ func asTechnician(ctx context.Context, technicianID string) context.Context {
 
 // AuthenticateSession resolves a session token's SHA-256 (App's hook for
 // rpc.Authenticate): live while neither expired, revoked nor its
-// technician disabled (I-7). Sessions carry no scopes yet.
+// technician disabled (I-7). The session of a technician holding the
+// built-in Admin role carries every account scope, looked up at each
+// request so a demoted admin loses them at once (least privilege); every
+// other session carries none yet (docs/api-notes.md, "Console").
 func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Principal, bool, error) {
 	ses, err := c.Creds.LiveSession(ctx, hex.EncodeToString(hash), c.Now())
 	if errors.Is(err, ErrNotFound) {
@@ -232,7 +235,15 @@ func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Pri
 	if err != nil {
 		return Principal{}, false, err
 	}
-	return Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID}, true, nil
+	p := Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID}
+	t, err := c.Technicians.Technician(ctx, c.DB, ses.AccountID, ses.TechnicianID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return Principal{}, false, err
+	}
+	if err == nil && t.IsAdmin && t.Status == domain.StatusActive {
+		p.Scopes = domain.AccountScopes
+	}
+	return p, true, nil
 }
 
 // RevokeAccess ends, in the disabling transaction, every session of the

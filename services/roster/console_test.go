@@ -1,0 +1,315 @@
+package roster
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"roster.dev/pkg/svc"
+	"roster.dev/services/roster/console"
+)
+
+// chromium finds the browser for the console tests; .ci/run installs the
+// Debian package and sets ROSTER_REQUIRE_CHROMIUM, so in CI a missing
+// browser fails instead of skipping.
+func chromium(t *testing.T) string {
+	t.Helper()
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	if os.Getenv("ROSTER_REQUIRE_CHROMIUM") != "" {
+		t.Fatal("chromium is required (ROSTER_REQUIRE_CHROMIUM) but not installed: apt-get install -y chromium")
+	}
+	t.Skip("chromium is not installed (apt-get install -y chromium); the console's browser test is skipped")
+	return ""
+}
+
+// browser starts a headless Chromium for the test, with the flags of
+// issue 12, at 1280 px wide.
+func browser(t *testing.T) context.Context {
+	t.Helper()
+	opts := []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(chromium(t)),
+		chromedp.Flag("headless", true), chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
+		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()),
+	}
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	ctx, cancel := chromedp.NewContext(actx)
+	ctx, cancelTime := context.WithTimeout(ctx, 50*time.Second)
+	t.Cleanup(func() { cancelTime(); cancel(); cancelAlloc() })
+	// Start the browser on this context: the steps' shorter contexts
+	// derived from it must not own it.
+	if err := chromedp.Run(ctx); err != nil {
+		t.Fatalf("start chromium: %v", err)
+	}
+	return ctx
+}
+
+// screenshots is where the click-through saves its pages:
+// $ROSTER_SCREENSHOTS (docs/screenshots when refreshing the committed
+// copies), else a temporary folder.
+func screenshots(t *testing.T) string {
+	dir := os.Getenv("ROSTER_SCREENSHOTS")
+	if dir == "" {
+		return t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// The console's click-through in a real headless Chromium (issue 12): the
+// first admin sets the password through the mailed link and signs in;
+// adds a technician, then another until the seat confirmation shows the
+// prorated quote (S-3), and confirms it; a field error shows next to its
+// field; the new technician sets the password through the link and signs
+// in (a session without admin rights is shown the API's 403, not a blank
+// page); the admin edits a role, and a concurrent save shows the conflict
+// (R-4); disables the technician through the preview (501 until the
+// dry run exists, shown gracefully); and the audit log, open in another
+// tab, shows the entries appear live (A-4). Each page is screenshot.
+func TestConsoleClickThrough(t *testing.T) {
+	ctx := browser(t)
+	shots := screenshots(t)
+	dir := t.TempDir()
+	clock := &testClock{now: time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC)}
+	h := startHostWith(t, svc.Config{DataDir: dir, Now: clock.Now, Routes: console.Mount})
+	c := client{t, h.URL()}
+	mailDir := filepath.Join(dir, "mail")
+	acc := createAccount(t, c, "roster", "pro", 2)
+	base := h.URL()
+	const password = "correct horse battery staple"
+
+	run := func(ctx context.Context, what string, actions ...chromedp.Action) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Run(step, actions...); err != nil {
+			var loc, body string
+			_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Text("main", &body, chromedp.ByQuery))
+			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
+		}
+	}
+	shot := func(ctx context.Context, name string) {
+		t.Helper()
+		var png []byte
+		run(ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text := func(ctx context.Context, sel string) string {
+		t.Helper()
+		var s string
+		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+	// waitFor evaluates js until it is true: across a navigation, when the
+	// page before already had the element a selector would wait for.
+	waitFor := func(ctx context.Context, js string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var ok bool
+			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				var loc string
+				_ = chromedp.Run(ctx, chromedp.Location(&loc))
+				t.Fatalf("not true in 15 s at %s: %s", loc, js)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	signIn := func(email, pw string) {
+		t.Helper()
+		run(ctx, "sign in as "+email,
+			chromedp.Navigate(base+"/login"),
+			chromedp.WaitVisible("#login-form", chromedp.ByQuery),
+			chromedp.SetValue(`input[name=account_id]`, acc.id, chromedp.ByQuery),
+			chromedp.SetValue(`input[name=email]`, email, chromedp.ByQuery),
+			chromedp.SetValue(`input[name=password]`, pw, chromedp.ByQuery),
+			chromedp.Click(`#login-form button[type=submit]`, chromedp.ByQuery),
+			chromedp.WaitVisible(`#logout`, chromedp.ByQuery))
+	}
+	setPassword := func(link string) {
+		t.Helper()
+		if !strings.HasPrefix(link, base+"/set-password?token=") {
+			t.Fatalf("the mailed link %q does not open the console", link)
+		}
+		run(ctx, "set the password",
+			chromedp.Navigate(link),
+			chromedp.WaitVisible("#set-password-form", chromedp.ByQuery),
+			chromedp.SetValue(`input[name=password]`, password, chromedp.ByQuery),
+			chromedp.SetValue(`input[name=confirm]`, password, chromedp.ByQuery),
+			chromedp.Click(`#set-password-form button`, chromedp.ByQuery),
+			chromedp.WaitVisible("#password-set", chromedp.ByQuery))
+	}
+
+	// The first admin: the mailed link, then a refused and an accepted login.
+	setPassword(awaitMail(t, mailDir, "admin@roster.test", "").Link)
+	shot(ctx, "01-set-password")
+	run(ctx, "wrong password",
+		chromedp.Navigate(base+"/login"),
+		chromedp.SetValue(`input[name=account_id]`, acc.id, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=email]`, "admin@roster.test", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, "not it", chromedp.ByQuery),
+		chromedp.Click(`#login-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "the email or the password is wrong") {
+		t.Fatalf("refused login shows %q", got)
+	}
+	shot(ctx, "02-login-refused")
+	signIn("admin@roster.test", password)
+
+	// Add a technician: a field error first, then the one free seat.
+	add := func(email, first string) {
+		t.Helper()
+		run(ctx, "add "+email,
+			chromedp.Navigate(base+"/technicians"),
+			chromedp.WaitVisible("#add-form", chromedp.ByQuery),
+			chromedp.SendKeys(`#add-form input[name=email]`, email, chromedp.ByQuery),
+			chromedp.SendKeys(`#add-form input[name=first_name]`, first, chromedp.ByQuery),
+			chromedp.SendKeys(`#add-form input[name=last_name]`, "Tech", chromedp.ByQuery),
+			chromedp.Click(`#add-form button[type=submit]`, chromedp.ByQuery))
+	}
+	add("tess@roster.test", "")
+	run(ctx, "field error", chromedp.WaitVisible(`#add-form .field-error`, chromedp.ByQuery))
+	if got := text(ctx, "#add-form .field-error"); got != "is required" {
+		t.Fatalf("first_name field error: %q", got)
+	}
+	add("tess@roster.test", "Tess")
+	run(ctx, "added", chromedp.WaitVisible("#flash", chromedp.ByQuery))
+	awaitSeats(t, c, acc, 2)
+
+	// Every seat is taken: the confirmation shows the prorated quote (S-3:
+	// 21 of 30 days left at the pro plan's price) before buying.
+	add("ned@roster.test", "Ned")
+	run(ctx, "seat confirmation", chromedp.WaitVisible("#seat-confirm", chromedp.ByQuery))
+	if got := text(ctx, "#quote-amount"); !strings.HasPrefix(got, "$") {
+		t.Fatalf("quote: %q", got)
+	}
+	if got := text(ctx, "#seat-confirm"); !strings.Contains(got, "21 of 30 days left") || !strings.Contains(got, "2026-11-30") {
+		t.Fatalf("seat confirmation: %q", got)
+	}
+	shot(ctx, "04-seat-confirmation")
+	run(ctx, "confirm the purchase",
+		chromedp.Click("#confirm-purchase", chromedp.ByQuery),
+		chromedp.WaitVisible("#flash", chromedp.ByQuery))
+	if got := text(ctx, "#flash"); !strings.Contains(got, "Seat purchased") {
+		t.Fatalf("after the purchase: %q", got)
+	}
+	run(ctx, "list shows both", chromedp.WaitVisible(`tr[data-email="ned@roster.test"]`, chromedp.ByQuery))
+	awaitSeats(t, c, acc, 3)
+	shot(ctx, "03-technicians")
+
+	// The technician's mailed link, then their sign-in: their session holds
+	// no admin scope, and the page shows the API's 403 problem.
+	tessMail := awaitMail(t, mailDir, "tess@roster.test", "")
+	run(ctx, "sign out", chromedp.Click("#logout", chromedp.ByQuery), chromedp.WaitVisible("#login-form", chromedp.ByQuery))
+	setPassword(tessMail.Link)
+	signIn("tess@roster.test", password)
+	run(ctx, "technician's view", chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "technicians:read") {
+		t.Fatalf("technician's view: %q", got)
+	}
+	shot(ctx, "05-signed-in-technician")
+	run(ctx, "sign out", chromedp.Click("#logout", chromedp.ByQuery), chromedp.WaitVisible("#login-form", chromedp.ByQuery))
+
+	// The admin edits a role; a save on a stale version shows the conflict.
+	signIn("admin@roster.test", password)
+	run(ctx, "create a role",
+		chromedp.Navigate(base+"/roles"),
+		chromedp.WaitVisible("#new-role", chromedp.ByQuery),
+		chromedp.SetValue(`#new-role input[name=name]`, "Tier 2", chromedp.ByQuery),
+		chromedp.Click(`#new-role button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#role-form", chromedp.ByQuery),
+		chromedp.Click(`#role-form input[name=permissions]`, chromedp.ByQuery),
+		chromedp.Click("#save-role", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Role saved'`)
+	var checked []string
+	run(ctx, "read the toggles", chromedp.Evaluate(`[...document.querySelectorAll('#role-form input[name=permissions]:checked')].map(e => e.value)`, &checked))
+	if len(checked) != 1 {
+		t.Fatalf("saved role holds %v, want one permission", checked)
+	}
+	shot(ctx, "06-role-editor")
+	var loc string
+	run(ctx, "where", chromedp.Location(&loc))
+	roleID := strings.TrimPrefix(strings.SplitN(loc, "?", 2)[0], base+"/roles/")
+	_, role := c.do("GET", "/v1/accounts/"+acc.id+"/roles/"+roleID, acc.token, nil)
+	if code, p := c.do("PUT", "/v1/accounts/"+acc.id+"/roles/"+roleID, acc.token,
+		map[string]any{"name": "Tier 2", "permissions": role["permissions"], "site_ids": []string{}},
+		"If-Match", fmt.Sprintf("%q", fmt.Sprint(role["version"]))); code != 200 {
+		t.Fatalf("concurrent save: %d %v", code, p)
+	}
+	run(ctx, "stale save",
+		chromedp.Click(`#role-form input[name=permissions]:not(:checked)`, chromedp.ByQuery),
+		chromedp.Click("#save-role", chromedp.ByQuery),
+		chromedp.WaitVisible("#conflict", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "changed since the version in If-Match") {
+		t.Fatalf("conflict problem: %q", got)
+	}
+	shot(ctx, "07-role-conflict")
+
+	// The audit log in a second tab, tailing live.
+	auditTab, cancelTab := chromedp.NewContext(ctx)
+	defer cancelTab()
+	if err := chromedp.Run(auditTab); err != nil {
+		t.Fatalf("second tab: %v", err)
+	}
+	run(auditTab, "audit log",
+		chromedp.Navigate(base+"/audit"),
+		chromedp.WaitVisible("#verify-ok", chromedp.ByQuery),
+		chromedp.WaitVisible(`#live[data-live=open]`, chromedp.ByQuery))
+
+	// Disable with the preview, from the row menu.
+	run(ctx, "disable preview",
+		chromedp.Navigate(base+"/technicians"),
+		chromedp.Click(`tr[data-email="tess@roster.test"] details.menu summary`, chromedp.ByQuery),
+		chromedp.Click(`tr[data-email="tess@roster.test"] .menu-items a[href$="/disable"]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#disable-preview", chromedp.ByQuery),
+		chromedp.WaitVisible("#preview-problem", chromedp.ByQuery))
+	if got := text(ctx, "#preview-problem"); !strings.Contains(got, "Dry run not available yet") || !strings.Contains(got, "501") {
+		t.Fatalf("preview: %q", got)
+	}
+	if got := text(ctx, "#cost-effect"); !strings.Contains(got, "3 seats") {
+		t.Fatalf("cost effect: %q", got)
+	}
+	shot(ctx, "08-disable-preview")
+	run(ctx, "disable",
+		chromedp.Click("#confirm-disable", chromedp.ByQuery),
+		chromedp.WaitVisible("#flash", chromedp.ByQuery))
+	if got := text(ctx, "#tech-status"); got != "disabled" {
+		t.Fatalf("status after disable: %q", got)
+	}
+
+	// The entries appear in the tail without a reload.
+	run(auditTab, "live entries",
+		chromedp.WaitVisible(`#live-rows tr[data-action="technician.disabled"]`, chromedp.ByQuery))
+	shot(auditTab, "09-audit-live")
+
+	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#seat-chart", chromedp.ByQuery))
+	if got := text(ctx, "#charges"); !strings.Contains(got, "seat_purchase") {
+		t.Fatalf("charges: %q", got)
+	}
+	shot(ctx, "10-subscription")
+
+	run(ctx, "phone width", chromedp.EmulateViewport(390, 844), chromedp.Navigate(base+"/technicians"),
+		chromedp.WaitVisible("#tech-table", chromedp.ByQuery))
+	shot(ctx, "11-technicians-phone")
+	t.Logf("screenshots in %s", shots)
+}
