@@ -22,8 +22,8 @@ import (
 	"roster.dev/pkg/telemetry"
 	"roster.dev/services/audit"
 	"roster.dev/services/identity"
-	"roster.dev/services/roster/console"
 	"roster.dev/services/rolepolicy"
+	"roster.dev/services/roster/console"
 	"roster.dev/services/seatbilling"
 )
 
