@@ -3,10 +3,15 @@ package roster
 import (
 	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -216,6 +221,12 @@ func TestConsoleClickThrough(t *testing.T) {
 	run(ctx, "list shows both", chromedp.WaitVisible(`tr[data-email="ned@roster.test"]`, chromedp.ByQuery))
 	awaitSeats(t, c, acc, 3)
 	shot(ctx, "03-technicians")
+	// Search narrows the list in place (htmx), and the URL follows.
+	var before string
+	run(ctx, "mark the page", chromedp.Evaluate(`window.__mark = "kept"`, &before))
+	run(ctx, "search", chromedp.SendKeys(`input[name=q]`, "ned", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelectorAll('#tech-table tbody tr').length === 1 && !!document.querySelector('tr[data-email="ned@roster.test"]')`)
+	waitFor(ctx, `location.search.includes("q=ned") && window.__mark === "kept"`)
 
 	// The technician's mailed link, then their sign-in: their session holds
 	// no admin scope, and the page shows the API's 403 problem.
@@ -312,4 +323,116 @@ func TestConsoleClickThrough(t *testing.T) {
 		chromedp.WaitVisible("#tech-table", chromedp.ByQuery))
 	shot(ctx, "11-technicians-phone")
 	t.Logf("screenshots in %s", shots)
+}
+
+// The console's login keeps the session token in an HttpOnly,
+// SameSite=Strict cookie, never in a URL, a page or a log line; a POST from
+// another origin is refused (CSRF); an admin's session may use the API as
+// an admin, a plain technician's may not.
+func TestConsoleSessionCookieAndCSRF(t *testing.T) {
+	dir := t.TempDir()
+	var logs strings.Builder
+	var mu sync.Mutex
+	h := startHostWith(t, svc.Config{DataDir: dir, Routes: console.Mount,
+		Log: slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "roster", "pro", 3)
+	link := awaitMail(t, filepath.Join(dir, "mail"), "admin@roster.test", "")
+	const password = "correct horse battery staple"
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	form := func(path, origin string, v url.Values) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest("POST", h.URL()+path, strings.NewReader(v.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		return res
+	}
+	if res := form("/set-password", h.URL(), url.Values{"token": {link.Token}, "password": {password}, "confirm": {password}}); res.StatusCode != 200 {
+		t.Fatalf("set password: %d", res.StatusCode)
+	}
+	creds := url.Values{"account_id": {acc.id}, "email": {"admin@roster.test"}, "password": {password}}
+
+	// Cross-site: another origin, or none at all, is refused.
+	for _, origin := range []string{"https://evil.example", ""} {
+		if res := form("/login", origin, creds); res.StatusCode != 403 {
+			t.Fatalf("login from %q: %d", origin, res.StatusCode)
+		}
+	}
+	res := form("/login", h.URL(), creds)
+	if res.StatusCode != 303 || !strings.HasPrefix(res.Header.Get("Location"), "/technicians") {
+		t.Fatalf("login: %d %s", res.StatusCode, res.Header.Get("Location"))
+	}
+	var session *http.Cookie
+	for _, ck := range res.Cookies() {
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/" {
+			t.Fatalf("cookie %s: HttpOnly %v SameSite %v Path %q", ck.Name, ck.HttpOnly, ck.SameSite, ck.Path)
+		}
+		if ck.Name == "roster_session" {
+			session = ck
+		}
+	}
+	if session == nil || !strings.HasPrefix(session.Value, "rss_") || session.Secure {
+		t.Fatalf("session cookie: %+v", session)
+	}
+	if strings.Contains(res.Header.Get("Location"), session.Value) {
+		t.Fatal("the token is in the redirect")
+	}
+	// The admin's session acts as an admin on the API (every account
+	// scope), and the pages never show the token.
+	if code, body := c.do("GET", "/v1/accounts/"+acc.id+"/technicians", session.Value, nil); code != 200 {
+		t.Fatalf("admin session: %d %v", code, body)
+	}
+	for _, page := range []string{"/technicians", "/roles", "/subscription", "/audit"} {
+		req, _ := http.NewRequest("GET", h.URL()+page, nil)
+		req.AddCookie(session)
+		req.AddCookie(&http.Cookie{Name: "roster_account", Value: acc.id})
+		res, err := noRedirect.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != 200 || strings.Contains(string(b), session.Value) {
+			t.Fatalf("%s: %d (token shown: %v)", page, res.StatusCode, strings.Contains(string(b), session.Value))
+		}
+		if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'self'") {
+			t.Fatalf("%s: CSP %q", page, csp)
+		}
+	}
+	// A plain technician's session holds no scope (403), so its pages show
+	// the API's problem.
+	tess := addTechnician(t, c, acc, "tess@roster.test")
+	m := awaitMail(t, filepath.Join(dir, "mail"), "tess@roster.test", "")
+	if code, p := c.do("POST", "/v1/auth/password", "", map[string]any{"token": m.Token, "password": password}); code != 204 {
+		t.Fatalf("tess's password: %d %v", code, p)
+	}
+	_, s := login(c, acc.id, "tess@roster.test", password)
+	if code, _ := c.do("GET", "/v1/accounts/"+acc.id+"/technicians/"+tess, s["session_token"].(string), nil); code != 403 {
+		t.Fatalf("technician session: %d", code)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, secret := range []string{session.Value, link.Token, password} {
+		if strings.Contains(logs.String(), secret) {
+			t.Fatalf("a secret is in the logs")
+		}
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(b)
 }
