@@ -48,11 +48,11 @@ func browser(t *testing.T) context.Context {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
 		chromedp.Flag("disable-dev-shm-usage", true), chromedp.Flag("hide-scrollbars", true),
-		chromedp.WindowSize(1280, 900), chromedp.UserDataDir(t.TempDir()),
+		chromedp.WindowSize(1280, 900),
 	}
 	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	ctx, cancelTime := context.WithTimeout(ctx, 50*time.Second)
+	ctx, cancelTime := context.WithTimeout(ctx, 90*time.Second)
 	t.Cleanup(func() { cancelTime(); cancel(); cancelAlloc() })
 	// Start the browser on this context: the steps' shorter contexts
 	// derived from it must not own it.
@@ -104,14 +104,30 @@ func TestConsoleClickThrough(t *testing.T) {
 		defer cancel()
 		if err := chromedp.Run(step, actions...); err != nil {
 			var loc, body string
-			_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Text("main", &body, chromedp.ByQuery))
+			diag, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = chromedp.Run(diag, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
 			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
 		}
 	}
 	shot := func(ctx context.Context, name string) {
 		t.Helper()
+		// Right after a navigation the page may not be laid out yet
+		// ("0 width"): wait for the body, and retry a few times.
 		var png []byte
-		run(ctx, "screenshot "+name, chromedp.FullScreenshot(&png, 100))
+		var err error
+		for range 20 {
+			step, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = chromedp.Run(step, chromedp.WaitVisible("body", chromedp.ByQuery), chromedp.FullScreenshot(&png, 100))
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
 		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
 			t.Fatal(err)
 		}

@@ -45,6 +45,8 @@ type auditView struct {
 		FirstBadSequence *int64 `json:"first_bad_sequence"`
 	}
 	VerifyProblem *Problem
+	// Names shows technicians by name instead of id.
+	Names map[string]string
 }
 
 // auditFilters are the list's filters (A-3), passed through to the API.
@@ -87,6 +89,7 @@ func (c *Console) auditPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Records = l.Data
+	v.Names = c.technicianNames(r)
 	if l.NextCursor != nil {
 		v.Next = *l.NextCursor
 	}

@@ -68,6 +68,8 @@ type subscriptionView struct {
 	Charges []Charge
 	Next    string
 	Unused  *UnusedSeats
+	// Names shows technicians by name instead of id.
+	Names map[string]string
 }
 
 func (c *Console) subscription(r *http.Request) (Subscription, Answer) {
@@ -93,6 +95,7 @@ func (c *Console) subscriptionPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v.Sub = sub
+	v.Names = c.technicianNames(r)
 	p := url.Values{"limit": {"50"}}
 	if cur := r.URL.Query().Get("cursor"); cur != "" {
 		p.Set("cursor", cur)

@@ -284,3 +284,19 @@ func (c *Console) changeRole(w http.ResponseWriter, r *http.Request) {
 	v, _ := c.loadTechnician(r)
 	c.Render(w, r, status(a), "technician", View{Title: "Technician", Active: "/technicians", Problem: a.Problem, Data: v})
 }
+
+// technicianNames maps the account's technicians' ids to "Name <email>",
+// for pages that show ids (charges, unused seats, audit actors); an id not
+// in the first 500 stays an id.
+func (c *Console) technicianNames(r *http.Request) map[string]string {
+	s := SessionFrom(r)
+	a := c.API(r.Context(), s, "GET", "/v1/accounts/"+url.PathEscape(s.AccountID)+"/technicians?limit=500", nil)
+	names := map[string]string{}
+	var l list[Technician]
+	if a.OK() && a.Decode(&l) == nil {
+		for _, t := range l.Data {
+			names[t.ID] = t.Name() + " <" + t.Email + ">"
+		}
+	}
+	return names
+}
