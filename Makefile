@@ -7,7 +7,7 @@ PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/..
          roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
          roster.dev/services/audit/... roster.dev/services/roster/...
 
-.PHONY: run build test vet proto proto-check tools clean
+.PHONY: run build test vet fuzz proto proto-check tools clean
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -21,6 +21,25 @@ build:
 ## binaries for the PostgreSQL half: .ci/install-postgres.sh)
 test: vet
 	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -timeout 8m $(PKGS)
+	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
+
+## fuzz: fuzz each parser target for FUZZTIME (default 30s; `make test`
+## gives each 1s, the seed corpora run in every go test)
+FUZZTIME ?= 30s
+FUZZ := roster.dev/pkg/httpx:FuzzBearerToken \
+        roster.dev/services/identity/domain:FuzzParsePHC \
+        roster.dev/services/identity/domain:FuzzCheckPassword \
+        roster.dev/services/identity/domain:FuzzNormalizeRecoveryCode \
+        roster.dev/services/identity/domain:FuzzMatchTOTP \
+        roster.dev/services/identity/domain:FuzzSecurityPolicy \
+        roster.dev/services/identity/domain:FuzzSSOConfig \
+        roster.dev/services/identity/ports:FuzzLoginBody \
+        roster.dev/services/identity/ports:FuzzTokenBody
+fuzz:
+	@set -eo pipefail; for t in $(FUZZ); do \
+	  echo "fuzz $${t#*:} ($(FUZZTIME))"; \
+	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" | tail -1; \
+	done
 
 vet:
 	$(GO) vet $(PKGS)

@@ -29,7 +29,14 @@ type Principal struct {
 	TokenID      string
 	TechnicianID string
 	Scopes       []string
+	// EnrollmentOnly: a session that serves the second-factor enrolment
+	// routes only (L-3), which Require(EnrollmentScope) guards.
+	EnrollmentOnly bool
 }
+
+// EnrollmentScope marks the routes a technician's session reaches while it
+// must enrol a second factor first (L-3); every principal passes it.
+const EnrollmentScope = "second-factor:enroll"
 
 // Can reports whether p holds scope; the operator holds every scope.
 func (p Principal) Can(scope string) bool { return p.Operator || slices.Contains(p.Scopes, scope) }
@@ -68,7 +75,8 @@ func (a *Authenticator) Resolve(ctx context.Context, token string) (p Principal,
 	if !rep.GetValid() {
 		return Principal{}, false, nil
 	}
-	return Principal{AccountID: rep.GetAccountId(), TokenID: rep.GetTokenId(), TechnicianID: rep.GetTechnicianId(), Scopes: rep.GetScopes()}, true, nil
+	return Principal{AccountID: rep.GetAccountId(), TokenID: rep.GetTokenId(), TechnicianID: rep.GetTechnicianId(), Scopes: rep.GetScopes(),
+		EnrollmentOnly: rep.GetEnrollmentOnly()}, true, nil
 }
 
 // Require lets through requests whose token holds scope; on routes with an
@@ -98,7 +106,12 @@ func (a *Authenticator) Require(scope string) func(http.Handler) http.Handler {
 				problem.Write(w, problem.NotFound("account "+acc))
 				return
 			}
-			if scope != "" && !p.Can(scope) {
+			if p.EnrollmentOnly && scope != EnrollmentScope {
+				problem.Write(w, problem.New(http.StatusForbidden, "second-factor-enrollment-required", "Second factor required",
+					"the account requires a second factor: enrol one (POST /v1/auth/totp/enroll, then /confirm) before using this session elsewhere"))
+				return
+			}
+			if scope != "" && scope != EnrollmentScope && !p.Can(scope) {
 				problem.Write(w, problem.Forbidden("this token lacks the "+scope+" scope"))
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"net/url"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 )
@@ -147,7 +149,20 @@ func (db *DB) Migrate(ctx context.Context, fsys fs.FS) error {
 	if db.Dialect == Postgres {
 		dialect = goose.DialectPostgres
 	}
-	p, err := goose.NewProvider(dialect, db.DB, fsys)
+	var opts []goose.ProviderOption
+	if db.Dialect == Postgres {
+		// Replicas of a service start at once: a PostgreSQL advisory lock,
+		// one per service, lets one of them migrate while the others wait
+		// (polled every second, for up to 5 minutes), then find nothing to do.
+		h := fnv.New64a()
+		h.Write([]byte("roster-migrate:" + db.Service))
+		locker, err := lock.NewPostgresSessionLocker(lock.WithLockID(int64(h.Sum64()>>1)), lock.WithLockTimeout(1, 300))
+		if err != nil {
+			return fmt.Errorf("store: migrations of %s: %w", db.Service, err)
+		}
+		opts = append(opts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(dialect, db.DB, fsys, opts...)
 	if err != nil {
 		return fmt.Errorf("store: migrations of %s: %w", db.Service, err)
 	}

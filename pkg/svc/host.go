@@ -253,6 +253,9 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 // URL is the base URL of the HTTP server.
 func (h *Host) URL() string { return "http://" + h.ln.Addr().String() }
 
+// Routes is the HTTP router, for tests that walk every route (chi.Walk).
+func (h *Host) Routes() chi.Routes { return h.srv.Handler.(chi.Routes) }
+
 // NATSURL is the embedded NATS client URL ("" when not listening or external).
 func (h *Host) NATSURL() string {
 	if h.ns == nil {

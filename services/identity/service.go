@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -15,6 +16,7 @@ import (
 	"roster.dev/pkg/svc"
 	"roster.dev/services/identity/adapters"
 	"roster.dev/services/identity/app"
+	"roster.dev/services/identity/domain"
 	"roster.dev/services/identity/migrations"
 	"roster.dev/services/identity/ports"
 )
@@ -24,6 +26,9 @@ type Service struct {
 	http  *ports.HTTP
 	auth  *ports.AuthHTTP
 	creds *app.Credentials
+	// dir and dirHTTP: directory sync (H-1, H-3; directory.go).
+	dir     *app.Directory
+	dirHTTP *ports.DirectoryHTTP
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -37,11 +42,14 @@ func (s *Service) Migrations() fs.FS { return migrations.FS }
 func (s *Service) Routes(r chi.Router) {
 	s.http.Routes(r)
 	s.auth.Routes(r)
+	s.dirHTTP.Routes(r)
 }
 
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
 // until the host stops, which ends ctx before it closes the database.
-func (s *Service) Run(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }
+func (s *Service) Run(ctx context.Context) error {
+	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory)
+}
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	if d.DB == nil || d.Bus == nil || d.Auth == nil || d.Connect == nil {
@@ -55,6 +63,15 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	if err != nil {
 		return err
 	}
+	// L-1: argon2id parameters for new hashes; OWASP's minimum unless
+	// ROSTER_ARGON2 (m=<KiB>,t=<passes>,p=<lanes>) asks for more.
+	if v := os.Getenv("ROSTER_ARGON2"); v != "" {
+		p, err := domain.ParseArgon2(v)
+		if err != nil {
+			return fmt.Errorf("ROSTER_ARGON2: %w", err)
+		}
+		domain.SetArgon2(p)
+	}
 	st := adapters.Store{DB: d.DB}
 	seats := adapters.Seats{NC: rpcConn}
 	a := &app.App{DB: d.DB, Store: st, Technicians: st, Sites: st, EndUsers: st, Seats: seats, Bus: d.Bus, Now: now,
@@ -66,15 +83,21 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 		}
 	}
 	// Invitations, passwords and sessions (I-4, I-6, I-7, L-1).
-	s.creds = &app.Credentials{App: a, Creds: st, Mail: transport, PublicURL: d.PublicURL, Log: d.Log}
+	s.creds = &app.Credentials{App: a, Creds: st, Security: st, Sessions: st, Resets: st, TOTP: st, Limits: &app.RateLimiter{}, Mail: transport, PublicURL: d.PublicURL, Log: d.Log}
 	a.OnTechnicianCreated = s.creds.IssueInvitation
 	a.OnTechnicianDisabled = s.creds.RevokeAccess
 	a.AuthenticateSession = s.creds.AuthenticateSession
+	tokens := &app.Tokens{App: a, Store: st} // API-token list, revoke, last use (issue 7)
+	a.TokenUsed = tokens.Used
 	ports.RegisterConsumers(d.Bus, a)
 	if _, err := ports.ServeAuthenticate(rpcConn, a, d.Log); err != nil {
 		return err
 	}
 	s.http = &ports.HTTP{App: a, Auth: d.Auth, Log: d.Log}
-	s.auth = &ports.AuthHTTP{Creds: s.creds, Auth: d.Auth, Log: d.Log}
+	// L-6: single sign-on, gated by plan over request-reply (S-8).
+	sso := &app.SSO{Credentials: s.creds, Store: st, Gates: adapters.SSOGate{NC: rpcConn}}
+	s.creds.SSOConfigs = st
+	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
+	s.setUpDirectory(a, st, seats, d)
 	return nil
 }

@@ -247,7 +247,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 			`UPDATE audit_records SET sequence = -(sequence + 1) WHERE account_id = ?1 AND sequence >= 7`,
 			`UPDATE audit_records SET sequence = -sequence WHERE account_id = ?1 AND sequence < 0`,
 			`INSERT INTO audit_records SELECT account_id, 7, 'aud_forged', action, actor_type, actor_id, target_type, target_id, time,
-				correlation_id, data, source_address, prev_hash, hash FROM saved WHERE sequence = 6`}},
+				correlation_id, data, source_address, prev_hash, hash, time_hwm FROM saved WHERE sequence = 6`}},
 		{"reordered", 7, []string{
 			`UPDATE audit_records SET sequence = -1 WHERE account_id = ?1 AND sequence = 7`,
 			`UPDATE audit_records SET sequence = 7 WHERE account_id = ?1 AND sequence = 8`,

@@ -57,6 +57,8 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(rolesCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
 	root.AddCommand(auditCommands(stdout)...)
+	root.AddCommand(securityCommands(stdout)...)
+	root.AddCommand(importCommand(stdout))
 	return root
 }
 

@@ -38,9 +38,9 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts a headless Chromium for the test, with the flags of
+// headlessChromium starts a headless Chromium for the test, with the flags of
 // issue 12, at 1280 px wide.
-func browser(t *testing.T) context.Context {
+func headlessChromium(t *testing.T) context.Context {
 	t.Helper()
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(chromium(t)),
@@ -87,7 +87,7 @@ func screenshots(t *testing.T) string {
 // dry run exists, shown gracefully); and the audit log, open in another
 // tab, shows the entries appear live. Each page is screenshot.
 func TestConsoleClickThrough(t *testing.T) {
-	ctx := browser(t)
+	ctx := headlessChromium(t)
 	shots := screenshots(t)
 	dir := t.TempDir()
 	clock := &testClock{now: time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC)}

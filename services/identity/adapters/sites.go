@@ -61,9 +61,9 @@ func (s Store) InsertFolder(ctx context.Context, tx *sql.Tx, f app.Folder) error
 func (s Store) TokenByHash(ctx context.Context, hash []byte, now time.Time) (app.Token, error) {
 	var t app.Token
 	var scopes string
-	var expires sql.NullString
-	err := s.DB.QueryRowContext(ctx, `SELECT id, account_id, name, scopes, expires_at FROM api_tokens
-		WHERE token_hash = $1 AND revoked_at IS NULL`, hex.EncodeToString(hash)).Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &expires)
+	var expires, used sql.NullString
+	err := s.DB.QueryRowContext(ctx, `SELECT id, account_id, name, scopes, expires_at, last_used_at FROM api_tokens
+		WHERE token_hash = $1 AND revoked_at IS NULL`, hex.EncodeToString(hash)).Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, app.ErrNotFound
 	}
@@ -74,5 +74,6 @@ func (s Store) TokenByHash(ctx context.Context, hash []byte, now time.Time) (app
 		return t, app.ErrNotFound
 	}
 	t.Scopes = strings.Fields(scopes)
+	t.LastUsedAt = parseNullTime(used)
 	return t, nil
 }

@@ -39,6 +39,8 @@ type Token struct {
 	Scopes    []string   `json:"scopes"`
 	CreatedAt time.Time  `json:"created_at"`
 	ExpiresAt *time.Time `json:"expires_at"`
+	// LastUsedAt is the last authenticated request, to the minute.
+	LastUsedAt *time.Time `json:"last_used_at"`
 }
 
 // Store is what the use cases need from the database.
@@ -80,6 +82,8 @@ type App struct {
 	OnTechnicianDisabled func(ctx context.Context, tx *sql.Tx, t domain.Technician) error
 	// AuthenticateSession resolves a technician session token (login).
 	AuthenticateSession func(ctx context.Context, hash []byte) (Principal, bool, error)
+	// TokenUsed records an API token's use (app/tokens.go).
+	TokenUsed func(ctx context.Context, t Token, now time.Time) error
 }
 
 // NewID returns an opaque id with a type prefix (api.md): acc_…, tech_….

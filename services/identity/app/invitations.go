@@ -194,6 +194,10 @@ func (c *Credentials) SetTemporaryPassword(ctx context.Context, accountID, id, p
 		if err := c.Creds.SetPassword(ctx, tx, t.ID, hash, "temporary", now); err != nil {
 			return 0, nil, err
 		}
+		// L-4: a password change ends every session.
+		if err := c.revokeSessions(ctx, tx, accountID, t.ID, nil, "", now, "password_changed"); err != nil {
+			return 0, nil, err
+		}
 		if err := c.Bus.Emit(ctx, tx, accountID, &identityv1.PasswordSet{TechnicianId: t.ID, Method: "temporary"}); err != nil {
 			return 0, nil, err
 		}

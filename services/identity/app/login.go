@@ -3,7 +3,6 @@ package app
 import (
 	"context"
 	"database/sql"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,7 +14,6 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
-	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/problem"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
@@ -37,9 +35,6 @@ type CredentialStore interface {
 	LoginRecord(ctx context.Context, accountID, email string) (LoginRecord, error)
 	TouchLogin(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) (bool, error)
 	InsertFirstLogin(ctx context.Context, tx *sql.Tx, technicianID, method string, now time.Time) (bool, error)
-	InsertSession(ctx context.Context, tx *sql.Tx, s Session) error
-	LiveSession(ctx context.Context, hash string, now time.Time) (Session, error)
-	RevokeSessions(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) error
 }
 
 // Credentials is the identity use cases of invitations, passwords and
@@ -48,6 +43,21 @@ type CredentialStore interface {
 type Credentials struct {
 	*App
 	Creds CredentialStore
+	// Security keeps the account policies and lockout counters (L-2 …
+	// L-4; app/lockout.go).
+	Security SecurityStore
+	// Sessions keeps the login sessions (L-4; app/sessions.go).
+	Sessions SessionStore
+	// Resets keeps password-reset requests and links (L-5; app/reset.go).
+	Resets ResetStore
+	// TOTP keeps second factors and recovery codes (L-3; app/totp.go).
+	TOTP TOTPStore
+	// SSOConfigs tells whether an account enforces single sign-on (L-6;
+	// app/sso.go); nil: none does.
+	SSOConfigs SSOStore
+	// Limits rate-limits the login, reset and token routes; nil limits
+	// nothing (app/ratelimit.go).
+	Limits *RateLimiter
 	// Mail delivers the queued mails; nil leaves them queued.
 	Mail MailTransport
 	// PublicURL is the base of the links in mails (api.md: --public-url).
@@ -66,14 +76,26 @@ type LoginRecord struct {
 }
 
 // Session is a technician's login session; TokenHash is the hex SHA-256
-// of the rss_ token, which only the client holds.
+// of the rss_ token, which only the client holds. L-4: it ends at
+// ExpiresAt (absolute) or IdleExpiresAt (unused for Idle), whichever
+// comes first.
 type Session struct {
-	ID           string
-	AccountID    string
-	TechnicianID string
-	TokenHash    string
-	CreatedAt    time.Time
-	ExpiresAt    time.Time
+	ID            string        `json:"id"`
+	AccountID     string        `json:"-"`
+	TechnicianID  string        `json:"technician_id"`
+	TokenHash     string        `json:"-"`
+	DeviceLabel   string        `json:"device_label"`
+	SourceAddress string        `json:"source_address"`
+	CreatedAt     time.Time     `json:"created_at"`
+	LastUsedAt    time.Time     `json:"last_used_at"`
+	ExpiresAt     time.Time     `json:"expires_at"`
+	IdleExpiresAt time.Time     `json:"idle_expires_at"`
+	Idle          time.Duration `json:"-"`
+	// EnrollmentOnly: the session serves the second-factor enrolment
+	// only, until a factor is confirmed (L-3).
+	EnrollmentOnly bool `json:"enrollment_only"`
+	// Current marks the session of the request that lists them.
+	Current bool `json:"current"`
 }
 
 // Login is the request of POST /v1/auth/login.
@@ -81,8 +103,13 @@ type Login struct {
 	AccountID string `json:"account_id"`
 	Email     string `json:"email"`
 	Password  string `json:"password"`
-	// TOTP is the second factor (L-3), accepted and not checked yet.
+	// TOTP is the second factor (L-3): a TOTP code or a recovery code.
 	TOTP string `json:"totp"`
+	// DeviceLabel names the session in lists (L-4); the port fills it
+	// from the User-Agent when empty.
+	DeviceLabel string `json:"device_label"`
+	// SourceAddress is the client's address, from the port.
+	SourceAddress string `json:"-"`
 }
 
 // LoggedIn is the answer of a login (api.md).
@@ -93,6 +120,10 @@ type LoggedIn struct {
 	// authentication (I-6).
 	FirstLogin   bool   `json:"first_login"`
 	TechnicianID string `json:"technician_id"`
+	// SecondFactorEnrollmentRequired: the account requires a second
+	// factor this technician has not enrolled; the session serves
+	// /v1/auth/totp/* only until it is confirmed (L-3).
+	SecondFactorEnrollmentRequired bool `json:"second_factor_enrollment_required"`
 }
 
 // Password hashing is memory-hard (19 MiB each): at most this many run at
@@ -135,9 +166,24 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if len(req.Password) > 4*domain.MaxPasswordLength {
 		return LoggedIn{}, domain.ErrInvalidCredentials()
 	}
+	// L-6: an account enforcing single sign-on has no password login, for
+	// any email alike.
+	if enforced, err := c.ssoEnforced(ctx, req.AccountID); err != nil {
+		return LoggedIn{}, err
+	} else if enforced {
+		return LoggedIn{}, c.fail(ctx, failure{accountID: req.AccountID, email: req.Email, reason: "sso_enforced"}, domain.ErrSSOEnforced())
+	}
 	rec, err := c.Creds.LoginRecord(ctx, req.AccountID, req.Email)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return LoggedIn{}, err
+	}
+	known := err == nil
+	counted := known && rec.PasswordHash != "" && rec.Status != domain.StatusDisabled
+	if counted {
+		// L-2: while locked, 423 whatever the password, before any hashing.
+		if err := c.lockedOut(ctx, rec.AccountID, rec.TechnicianID, req.Email, domain.FactorPassword); err != nil {
+			return LoggedIn{}, err
+		}
 	}
 	hash := rec.PasswordHash
 	if hash == "" {
@@ -147,20 +193,49 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 	if err != nil {
 		return LoggedIn{}, fmt.Errorf("verify password of %s: %w", rec.TechnicianID, err)
 	}
-	// L-2 (later): count the failure atomically here and answer 423 while
-	// locked. L-3 (later): the second factor is checked here.
-	if !ok || rec.PasswordHash == "" || rec.Status == domain.StatusDisabled {
-		return LoggedIn{}, domain.ErrInvalidCredentials()
+	if !ok || !counted {
+		// L-2: every failure is audited; a wrong password of a technician
+		// who could log in counts towards the lock.
+		f := failure{accountID: req.AccountID, technicianID: rec.TechnicianID, email: req.Email}
+		switch {
+		case !known:
+			f.reason = "unknown_email"
+		case rec.Status == domain.StatusDisabled:
+			f.reason = "disabled"
+		case rec.PasswordHash == "":
+			f.reason = "no_password"
+		default:
+			f.reason, f.factor = "password", domain.FactorPassword
+		}
+		return LoggedIn{}, c.fail(ctx, f, domain.ErrInvalidCredentials())
+	}
+	// L-3: the second factor, when the technician has one.
+	checked, err := c.checkSecondFactor(ctx, rec, req.Email, req.TOTP)
+	if err != nil {
+		return LoggedIn{}, err
 	}
 
 	now := c.Now().UTC().Truncate(time.Microsecond)
-	secret := newSecret("rss_")
-	ses := Session{ID: NewID("ses"), AccountID: rec.AccountID, TechnicianID: rec.TechnicianID,
-		TokenHash: hex.EncodeToString(httpx.HashToken(secret)), CreatedAt: now, ExpiresAt: now.Add(domain.SessionTTL)}
 	ctx = asTechnician(ctx, rec.TechnicianID)
 	var first bool
+	var opened Opened
 	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
-		var err error
+		// L-2: the right password clears the count — unless a parallel
+		// failure locked the technician meanwhile, which holds.
+		ok, err := c.Security.Succeeded(ctx, tx, rec.TechnicianID, domain.FactorPassword, now)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return errLocked
+		}
+		if checked {
+			if ok, err := c.Security.Succeeded(ctx, tx, rec.TechnicianID, domain.FactorTOTP, now); err != nil {
+				return err
+			} else if !ok {
+				return errLocked
+			}
+		}
 		first, err = c.authenticated(ctx, tx, rec.AccountID, rec.TechnicianID, "password", now)
 		if errors.Is(err, errDisabled) { // disabled meanwhile (I-7)
 			return domain.ErrInvalidCredentials()
@@ -168,17 +243,34 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 		if err != nil {
 			return err
 		}
-		// L-4 (later): the account's cap on concurrent sessions applies here.
-		return c.Creds.InsertSession(ctx, tx, ses)
+		// L-4: the account's cap on concurrent sessions applies here.
+		// L-3: without the second factor the policy requires, the session
+		// serves the enrolment only.
+		pending, err := c.enrollmentPending(ctx, tx, rec.AccountID, rec.TechnicianID)
+		if err != nil {
+			return err
+		}
+		opened, err = c.openSession(ctx, tx, rec.AccountID, rec.TechnicianID, req.DeviceLabel, req.SourceAddress, pending, now)
+		return err
 	})
+	if errors.Is(err, errLocked) {
+		if err := c.lockedOut(ctx, rec.AccountID, rec.TechnicianID, req.Email, domain.FactorPassword); err != nil {
+			return LoggedIn{}, err
+		}
+		return LoggedIn{}, domain.ErrLocked(time.Second)
+	}
 	if err != nil {
 		return LoggedIn{}, err
 	}
-	return LoggedIn{SessionToken: secret, ExpiresAt: ses.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID}, nil
+	return LoggedIn{SessionToken: opened.Secret, ExpiresAt: opened.Session.ExpiresAt, FirstLogin: first, TechnicianID: rec.TechnicianID,
+		SecondFactorEnrollmentRequired: opened.Session.EnrollmentOnly}, nil
 }
 
 // errDisabled: the technician was disabled while authenticating.
 var errDisabled = errors.New("technician disabled")
+
+// errLocked: the technician was locked while authenticating (L-2).
+var errLocked = errors.New("technician locked")
 
 // authenticated records a successful authentication of the technician in
 // tx: the last login time (I-11), and — only for the very first one, which
@@ -219,40 +311,4 @@ func asTechnician(ctx context.Context, technicianID string) context.Context {
 		Type: commonv1.ActorType_ACTOR_TYPE_TECHNICIAN, Id: technicianID,
 		SourceAddress: eventbus.ActorFrom(ctx).GetSourceAddress(),
 	})
-}
-
-// AuthenticateSession resolves a session token's SHA-256 (App's hook for
-// rpc.Authenticate): live while neither expired, revoked nor its
-// technician disabled (I-7). The session of a technician holding the
-// built-in Admin role carries every account scope, looked up at each
-// request so a demoted admin loses them at once (least privilege); every
-// other session carries none yet (docs/api-notes.md, "Console").
-func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Principal, bool, error) {
-	ses, err := c.Creds.LiveSession(ctx, hex.EncodeToString(hash), c.Now())
-	if errors.Is(err, ErrNotFound) {
-		return Principal{}, false, nil
-	}
-	if err != nil {
-		return Principal{}, false, err
-	}
-	p := Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID}
-	t, err := c.Technicians.Technician(ctx, c.DB, ses.AccountID, ses.TechnicianID)
-	if err != nil && !errors.Is(err, ErrNotFound) {
-		return Principal{}, false, err
-	}
-	if err == nil && t.IsAdmin && t.Status == domain.StatusActive {
-		p.Scopes = domain.AccountScopes
-	}
-	return p, true, nil
-}
-
-// RevokeAccess ends, in the disabling transaction, every session of the
-// technician and every link mailed to them (I-7; App's
-// OnTechnicianDisabled hook). The password stays, for re-enabling.
-func (c *Credentials) RevokeAccess(ctx context.Context, tx *sql.Tx, t domain.Technician) error {
-	now := c.Now().UTC().Truncate(time.Microsecond)
-	if err := c.Creds.RevokeSessions(ctx, tx, t.ID, now); err != nil {
-		return err
-	}
-	return c.Creds.RevokeInvitations(ctx, tx, t.ID, now)
 }

@@ -85,11 +85,14 @@ func (c *Credentials) DeliverMail(ctx context.Context) (sent int, err error) {
 func (c *Credentials) RunMailer(ctx context.Context, every time.Duration) error {
 	if c.Mail == nil {
 		c.Log.InfoContext(ctx, "no mail transport: mails stay queued in mail_outbox")
-		return nil
 	}
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
+		// L-5: reset requests become queued mails first (app/reset.go).
+		if err := c.ProcessResetRequests(ctx); err != nil && ctx.Err() == nil {
+			c.Log.ErrorContext(ctx, "password-reset requests", "err", err)
+		}
 		if _, err := c.DeliverMail(ctx); err != nil && ctx.Err() == nil {
 			c.Log.ErrorContext(ctx, "mail delivery", "err", err)
 		}

@@ -163,6 +163,8 @@ type Principal struct {
 	TokenID      string
 	TechnicianID string
 	Scopes       []string
+	// EnrollmentOnly: a session serving second-factor enrolment only (L-3).
+	EnrollmentOnly bool
 }
 
 // Authenticate resolves a token's SHA-256 to its principal; ok is false for
@@ -177,6 +179,11 @@ func (a *App) Authenticate(ctx context.Context, hash []byte) (Principal, bool, e
 	}
 	if err != nil {
 		return Principal{}, false, err
+	}
+	if a.TokenUsed != nil {
+		if err := a.TokenUsed(ctx, t, a.Now().UTC().Truncate(time.Microsecond)); err != nil {
+			return Principal{}, false, err
+		}
 	}
 	return Principal{AccountID: t.AccountID, TokenID: t.ID, Scopes: t.Scopes}, true, nil
 }

@@ -137,3 +137,28 @@ func TestPasswordHash(t *testing.T) {
 		}
 	}
 }
+
+// L-1: the argon2id parameters are configurable, never below OWASP's
+// minimum, and a hash records the parameters it was made with.
+func TestArgon2Params(t *testing.T) {
+	for s, ok := range map[string]bool{
+		"m=19456,t=2,p=1": true, "m=47104,t=1,p=1": true, "m=12288,t=3,p=1": true, "m=65536,t=3,p=4": true,
+		"m=19456,t=1,p=1": false, "m=4096,t=16,p=1": false, "m=19456,t=2,p=0": false, "m=2097152,t=2,p=1": false,
+		"m=19456, t=2,p=1": false, "19456,2,1": false, "": false,
+	} {
+		if _, err := ParseArgon2(s); (err == nil) != ok {
+			t.Errorf("ParseArgon2(%q): %v, want ok %v", s, err, ok)
+		}
+	}
+	p, _ := ParseArgon2("m=12288,t=3,p=1")
+	SetArgon2(p)
+	defer SetArgon2(Argon2Default)
+	h := HashPassword("correct horse battery", NewSalt())
+	if !strings.Contains(h, "$m=12288,t=3,p=1$") {
+		t.Fatalf("hash %s", h)
+	}
+	SetArgon2(Argon2Default)
+	if ok, err := VerifyPassword(h, "correct horse battery"); !ok || err != nil {
+		t.Fatalf("a hash made with other parameters: %v %v", ok, err)
+	}
+}

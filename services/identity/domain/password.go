@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"unicode/utf8"
 
 	"golang.org/x/crypto/argon2"
@@ -71,16 +72,53 @@ func CheckPassword(password, email string) *problem.Problem {
 	return nil
 }
 
-// Argon2id parameters (L-1), at least OWASP's minimum (m=19 MiB, t=2,
-// p=1). They are stored with every hash (PHC string), so they can be
-// raised later without invalidating stored passwords.
+// Argon2id output and salt lengths (L-1).
 const (
-	argonMemory  = 19456 // KiB
-	argonTime    = 2
-	argonThreads = 1
-	argonKeyLen  = 32
-	SaltLen      = 16
+	argonKeyLen = 32
+	SaltLen     = 16
 )
+
+// Argon2Params are argon2id's cost parameters (L-1). They are stored with
+// every hash (PHC string), so they can be raised without invalidating
+// stored passwords.
+type Argon2Params struct {
+	Memory  uint32 // KiB
+	Time    uint32
+	Threads uint8
+}
+
+func (p Argon2Params) String() string {
+	return fmt.Sprintf("m=%d,t=%d,p=%d", p.Memory, p.Time, p.Threads)
+}
+
+// Argon2Default is OWASP's recommended minimum: m=19 MiB, t=2, p=1.
+var Argon2Default = Argon2Params{Memory: 19456, Time: 2, Threads: 1}
+
+var argonParams atomic.Pointer[Argon2Params]
+
+func init() { argonParams.Store(&Argon2Default) }
+
+// ParseArgon2 reads parameters written as "m=<KiB>,t=<passes>,p=<lanes>"
+// (the ROSTER_ARGON2 setting) and refuses anything weaker than OWASP's
+// recommendations — m ≥ 7 MiB and m×t ≥ 35 MiB·passes, the line through
+// OWASP's equivalent settings (46 MiB×1 … 7 MiB×5) — or beyond the bounds
+// a stored hash may have (m ≤ 1 GiB, t ≤ 16, p 1…16).
+func ParseArgon2(s string) (Argon2Params, error) {
+	var p Argon2Params
+	if n, _ := fmt.Sscanf(s, "m=%d,t=%d,p=%d", &p.Memory, &p.Time, &p.Threads); n != 3 || s != p.String() {
+		return p, fmt.Errorf("argon2 parameters %q: want m=<KiB>,t=<passes>,p=<lanes>, such as %s", s, Argon2Default)
+	}
+	switch {
+	case p.Memory > 1<<20 || p.Time < 1 || p.Time > 16 || p.Threads < 1 || p.Threads > 16:
+		return p, fmt.Errorf("argon2 parameters %s: out of bounds (m ≤ 1048576, t 1…16, p 1…16)", p)
+	case p.Memory < 7*1024 || uint64(p.Memory)*uint64(p.Time) < 35*1024:
+		return p, fmt.Errorf("argon2 parameters %s: weaker than OWASP's minimum (%s, or m ≥ 7168 with m×t ≥ 35840)", p, Argon2Default)
+	}
+	return p, nil
+}
+
+// SetArgon2 makes p the parameters of new hashes (from ParseArgon2).
+func SetArgon2(p Argon2Params) { argonParams.Store(&p) }
 
 // NewSalt returns SaltLen random bytes.
 func NewSalt() []byte {
@@ -91,12 +129,13 @@ func NewSalt() []byte {
 
 var b64 = base64.RawStdEncoding
 
-// HashPassword hashes password with argon2id and salt (L-1), encoded as a
-// PHC string: $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
+// HashPassword hashes password with argon2id and salt (L-1) under the
+// current parameters, encoded as a PHC string:
+// $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash>.
 func HashPassword(password string, salt []byte) string {
-	key := argon2.IDKey([]byte(password), salt, argonTime, argonMemory, argonThreads, argonKeyLen)
-	return fmt.Sprintf("$argon2id$v=%d$m=%d,t=%d,p=%d$%s$%s", argon2.Version, argonMemory, argonTime, argonThreads,
-		b64.EncodeToString(salt), b64.EncodeToString(key))
+	p := argonParams.Load()
+	key := argon2.IDKey([]byte(password), salt, p.Time, p.Memory, p.Threads, argonKeyLen)
+	return fmt.Sprintf("$argon2id$v=%d$%s$%s$%s", argon2.Version, p, b64.EncodeToString(salt), b64.EncodeToString(key))
 }
 
 // ErrBadHash is a stored hash that is not an argon2id PHC string Roster
@@ -107,23 +146,43 @@ var ErrBadHash = errors.New("password hash: not an argon2id PHC string within bo
 // comparing in constant time. The parameters are read from encoded, within
 // bounds, so a damaged row cannot make one check take gigabytes.
 func VerifyPassword(encoded, password string) (bool, error) {
+	ph, err := ParsePHC(encoded)
+	if err != nil {
+		return false, err
+	}
+	got := argon2.IDKey([]byte(password), ph.Salt, ph.Time, ph.Memory, ph.Threads, uint32(len(ph.Key)))
+	return subtle.ConstantTimeCompare(got, ph.Key) == 1, nil
+}
+
+// PHC is a parsed argon2id PHC string.
+type PHC struct {
+	Memory, Time uint32
+	Threads      uint8
+	Salt, Key    []byte
+}
+
+// ParsePHC reads an argon2id PHC string within bounds (a damaged row
+// cannot make one check take gigabytes): m ≤ 1 GiB, t ≤ 16, p ≤ 16, salt
+// 8…64 bytes, key 16…64 bytes.
+func ParsePHC(encoded string) (PHC, error) {
 	parts := strings.Split(encoded, "$")
 	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != fmt.Sprintf("v=%d", argon2.Version) {
-		return false, ErrBadHash
+		return PHC{}, ErrBadHash
 	}
-	var m, t uint32
-	var p uint8
-	if _, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil {
-		return false, ErrBadHash
+	var ph PHC
+	var rest string
+	if n, _ := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d%s", &ph.Memory, &ph.Time, &ph.Threads, &rest); n != 3 ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", ph.Memory, ph.Time, ph.Threads) {
+		return PHC{}, ErrBadHash
 	}
 	salt, err1 := b64.DecodeString(parts[4])
-	want, err2 := b64.DecodeString(parts[5])
-	if err1 != nil || err2 != nil || m < 8 || m > 1<<20 || t < 1 || t > 16 || p < 1 || p > 16 ||
-		len(salt) < 8 || len(salt) > 64 || len(want) < 16 || len(want) > 64 {
-		return false, ErrBadHash
+	key, err2 := b64.DecodeString(parts[5])
+	if err1 != nil || err2 != nil || ph.Memory < 8 || ph.Memory > 1<<20 || ph.Time < 1 || ph.Time > 16 || ph.Threads < 1 || ph.Threads > 16 ||
+		len(salt) < 8 || len(salt) > 64 || len(key) < 16 || len(key) > 64 {
+		return PHC{}, ErrBadHash
 	}
-	got := argon2.IDKey([]byte(password), salt, t, m, p, uint32(len(want)))
-	return subtle.ConstantTimeCompare(got, want) == 1, nil
+	ph.Salt, ph.Key = salt, key
+	return ph, nil
 }
 
 // ErrInvalidCredentials is the one answer to a failed login, whatever

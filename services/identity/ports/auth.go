@@ -18,8 +18,12 @@ import (
 // invitation and temporary-password routes (I-4).
 type AuthHTTP struct {
 	Creds *app.Credentials
-	Auth  *auth.Authenticator
-	Log   *slog.Logger
+	// Tokens lists and revokes API tokens (ports/security.go).
+	Tokens *app.Tokens
+	// SSO is the single sign-on (ports/security.go).
+	SSO  *app.SSO
+	Auth *auth.Authenticator
+	Log  *slog.Logger
 }
 
 // Routes mounts the routes. /v1/auth/* take no bearer token: the mailed
@@ -31,6 +35,7 @@ func (h *AuthHTTP) Routes(r chi.Router) {
 	write := h.Auth.Require("technicians:write")
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/invitation", h.resendInvitation)
 	r.With(write).Post("/v1/accounts/{acc}/technicians/{id}/password", h.setTemporaryPassword)
+	h.securityRoutes(r) // issue 7: ports/security.go
 }
 
 // anonymous records the caller's address for the events a route without a
@@ -47,6 +52,9 @@ func (h *AuthHTTP) setPassword(w http.ResponseWriter, r *http.Request) {
 	if _, ok := body(w, r, &req, false); !ok {
 		return
 	}
+	if !h.throttle(w, r, "") {
+		return
+	}
 	r = anonymous(r)
 	if err := h.Creds.AcceptInvitation(r.Context(), req.Token, req.Password); err != nil {
 		httpx.Error(w, r, h.Log, err)
@@ -60,10 +68,17 @@ func (h *AuthHTTP) login(w http.ResponseWriter, r *http.Request) {
 	if _, ok := body(w, r, &req, false); !ok {
 		return
 	}
+	if !h.throttle(w, r, req.AccountID) {
+		return
+	}
 	r = anonymous(r)
+	req.SourceAddress = httpx.ClientIP(r)
+	if req.DeviceLabel == "" {
+		req.DeviceLabel = r.UserAgent()
+	}
 	res, err := h.Creds.Login(r.Context(), req)
 	if err != nil {
-		httpx.Error(w, r, h.Log, err)
+		h.fail(w, r, err) // 423 with Retry-After
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store") // the answer holds a secret

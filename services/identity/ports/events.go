@@ -43,6 +43,6 @@ func ServeAuthenticate(nc *nats.Conn, a *app.App, log *slog.Logger) (*nats.Subsc
 				kind = identityv1.AuthenticateReply_KIND_SESSION
 			}
 			return &identityv1.AuthenticateReply{Valid: true, Kind: kind, AccountId: p.AccountID, TokenId: p.TokenID,
-				TechnicianId: p.TechnicianID, Scopes: p.Scopes}, nil
+				TechnicianId: p.TechnicianID, Scopes: p.Scopes, EnrollmentOnly: p.EnrollmentOnly}, nil
 		})
 }

@@ -30,7 +30,7 @@ type HTTP struct {
 func (h *HTTP) Routes(r chi.Router) {
 	r.With(h.Auth.RequireOperator()).Post("/v1/accounts", h.createAccount)
 	r.With(h.Auth.Require("")).Get("/v1/accounts/{acc}", h.getAccount)
-	r.With(h.Auth.Require("")).Post("/v1/accounts/{acc}/tokens", h.mintToken)
+	// POST /v1/accounts/{acc}/tokens: ports/security.go (rate-limited).
 
 	read := h.Auth.Require("technicians:read")
 	write := h.Auth.Require("technicians:write")
@@ -163,17 +163,6 @@ func (h *HTTP) getAccount(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	httpx.JSON(w, http.StatusOK, acc)
-}
-
-func (h *HTTP) mintToken(w http.ResponseWriter, r *http.Request) {
-	var req app.NewToken
-	b, ok := body(w, r, &req, false)
-	if !ok {
-		return
-	}
-	p, _ := auth.From(r.Context())
-	res, err := h.App.MintToken(r.Context(), chi.URLParam(r, "acc"), req, p.Can, key(r), b)
-	h.answer(w, r, res, err)
 }
 
 type named struct {

@@ -57,6 +57,14 @@ func Consume(bus *eventbus.Bus, a *app.App) {
 			At:           timeOf(ev.GetMeta().GetOccurredAt()),
 		})
 	})
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianRoleRequested) error {
+		return a.RequestRole(ctx, tx, app.RequestRole{
+			AccountID:    ev.GetMeta().GetAccountId(),
+			TechnicianID: ev.GetTechnicianId(),
+			Role:         ev.GetRole(),
+			At:           timeOf(ev.GetMeta().GetOccurredAt()),
+		})
+	})
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.SiteCreated) error {
 		return a.RecordSite(ctx, tx, domain.Site{
 			AccountID: ev.GetMeta().GetAccountId(),

@@ -126,10 +126,14 @@ type AuthenticateReply struct {
 	// The API token or session id.
 	TokenId string `protobuf:"bytes,4,opt,name=token_id,json=tokenId,proto3" json:"token_id,omitempty"`
 	// Set for session tokens.
-	TechnicianId  string   `protobuf:"bytes,5,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
-	Scopes        []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	TechnicianId string   `protobuf:"bytes,5,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	Scopes       []string `protobuf:"bytes,6,rep,name=scopes,proto3" json:"scopes,omitempty"`
+	// A session that serves the second-factor enrolment routes only: the
+	// account's policy requires a second factor the technician has not
+	// enrolled yet (L-3).
+	EnrollmentOnly bool `protobuf:"varint,7,opt,name=enrollment_only,json=enrollmentOnly,proto3" json:"enrollment_only,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *AuthenticateReply) Reset() {
@@ -204,6 +208,13 @@ func (x *AuthenticateReply) GetScopes() []string {
 	return nil
 }
 
+func (x *AuthenticateReply) GetEnrollmentOnly() bool {
+	if x != nil {
+		return x.EnrollmentOnly
+	}
+	return false
+}
+
 var File_roster_identity_v1_auth_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_auth_proto_rawDesc = "" +
@@ -211,7 +222,7 @@ const file_roster_identity_v1_auth_proto_rawDesc = "" +
 	"\x1droster/identity/v1/auth.proto\x12\x12roster.identity.v1\"4\n" +
 	"\x13AuthenticateRequest\x12\x1d\n" +
 	"\n" +
-	"token_hash\x18\x01 \x01(\fR\ttokenHash\"\xa4\x02\n" +
+	"token_hash\x18\x01 \x01(\fR\ttokenHash\"\xcd\x02\n" +
 	"\x11AuthenticateReply\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12>\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.roster.identity.v1.AuthenticateReply.KindR\x04kind\x12\x1d\n" +
@@ -219,7 +230,8 @@ const file_roster_identity_v1_auth_proto_rawDesc = "" +
 	"account_id\x18\x03 \x01(\tR\taccountId\x12\x19\n" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12#\n" +
 	"\rtechnician_id\x18\x05 \x01(\tR\ftechnicianId\x12\x16\n" +
-	"\x06scopes\x18\x06 \x03(\tR\x06scopes\"B\n" +
+	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12'\n" +
+	"\x0fenrollment_only\x18\a \x01(\bR\x0eenrollmentOnly\"B\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_API_TOKEN\x10\x01\x12\x10\n" +
