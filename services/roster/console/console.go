@@ -50,10 +50,12 @@ type Config struct {
 	// Pages are more pages, mounted and shown in the menu after the
 	// built-in ones: the hook for the pages of later features.
 	//
-	// TODO(issue 7): "Security" — TOTP enrolment on the login page (a
-	// second-factor step after the password when POST /v1/auth/login asks
-	// for one), sessions (GET/DELETE /v1/auth/sessions), the security
-	// policy, SSO configuration and button, API tokens.
+	// TODO(issue 7, merged after this console was built): "Security" —
+	// TOTP enrolment (POST /v1/auth/totp/enroll, /confirm), own sessions
+	// (GET/DELETE /v1/auth/sessions), the security policy (GET/PUT
+	// …/security-policy), SSO configuration and the sign-in button, API
+	// tokens. The login's second-factor step, logout and the reset pages
+	// are done (login.go).
 	// TODO(issue 8): "Directory sync" — HRIS deliveries with outcomes and
 	// re-drive, the mapping rules editor (GET/PUT …/hris/mapping), and
 	// "Imports" — CSV upload with a progress bar polling GET …/imports/{id}
@@ -128,7 +130,7 @@ func Mount(r chi.Router, self string) error {
 }
 
 // Routes mounts the console. It owns /, /login, /logout, /set-password,
-// /assets/ and the pages' paths; the API keeps /v1/, /healthz, /readyz and
+// /reset-password, /forgot-password, /assets/ and the pages' paths; the API keeps /v1/, /healthz, /readyz and
 // /metrics.
 func (c *Console) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
@@ -140,6 +142,10 @@ func (c *Console) Routes(r chi.Router) {
 		r.Post("/logout", c.logout)
 		r.Get("/set-password", c.setPasswordPage)
 		r.Post("/set-password", c.setPassword)
+		r.Get("/reset-password", c.setPasswordPage)
+		r.Post("/reset-password", c.setPassword)
+		r.Get("/forgot-password", c.forgotPage)
+		r.Post("/forgot-password", c.forgot)
 		r.Group(func(r chi.Router) {
 			r.Use(c.requireSession)
 			c.technicianRoutes(r)

@@ -21,6 +21,7 @@ func (c *Console) technicianRoutes(r chi.Router) {
 	r.Post("/technicians/{id}/invitation", c.techAction("invitation", "Invitation sent again"))
 	r.Post("/technicians/{id}/licence-removal", c.techAction("licence-removal", "The licence will be removed at the end of the cycle"))
 	r.Post("/technicians/{id}/role", c.changeRole)
+	r.Post("/technicians/{id}/password-reset", c.sendReset)
 }
 
 // Technician is the API's technician (api.md, "Shapes").
@@ -299,4 +300,18 @@ func (c *Console) technicianNames(r *http.Request) map[string]string {
 		}
 	}
 	return names
+}
+
+// sendReset mails the technician a password-reset link (L-5) through the
+// public reset route, as the technician would ask for it themselves.
+func (c *Console) sendReset(w http.ResponseWriter, r *http.Request) {
+	v, a := c.loadTechnician(r)
+	if a.OK() {
+		a = c.API(r.Context(), Session{}, "POST", "/v1/auth/password-reset", map[string]any{"account_id": SessionFrom(r).AccountID, "email": v.T.Email})
+	}
+	if a.OK() {
+		redirect(w, r, "/technicians/"+url.PathEscape(chi.URLParam(r, "id")), "A password reset link is on its way to "+v.T.Email)
+		return
+	}
+	c.Render(w, r, status(a), "technician", View{Title: "Technician", Active: "/technicians", Problem: a.Problem, Data: v})
 }
