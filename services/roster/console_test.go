@@ -331,6 +331,25 @@ func TestConsoleClickThrough(t *testing.T) {
 		chromedp.WaitVisible(`#live-rows tr[data-action="technician.disabled"]`, chromedp.ByQuery))
 	shot(auditTab, "09-audit-live")
 
+	// A CSV import: the progress updates in place until done, then the
+	// per-row report names the refused row.
+	csvFile := filepath.Join(t.TempDir(), "technicians.csv")
+	if err := os.WriteFile(csvFile, []byte("email,first_name,last_name\nivy@roster.test,Ivy,Tech\nnot-an-email,Bad,Row\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(ctx, "import",
+		chromedp.Navigate(base+"/imports"),
+		chromedp.WaitVisible("#import-form", chromedp.ByQuery),
+		chromedp.SetUploadFiles(`#import-form input[type=file]`, []string{csvFile}, chromedp.ByQuery),
+		chromedp.Click(`#import-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#progress", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#progress')?.dataset.status === 'done'`)
+	if created, refused := text(ctx, "#import-created"), text(ctx, "#import-refused"); created != "1" || refused != "1" {
+		t.Fatalf("import: %s created, %s refused", created, refused)
+	}
+	run(ctx, "the refused row", chromedp.WaitVisible(`#import-rows tr[data-outcome="refused"]`, chromedp.ByQuery))
+	shot(ctx, "12-import")
+
 	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#seat-chart", chromedp.ByQuery))
 	if got := text(ctx, "#charges"); !strings.Contains(got, "seat_purchase") {
 		t.Fatalf("charges: %q", got)

@@ -56,10 +56,11 @@ type Config struct {
 	// …/security-policy), SSO configuration and the sign-in button, API
 	// tokens. The login's second-factor step, logout and the reset pages
 	// are done (login.go).
-	// TODO(issue 8): "Directory sync" — HRIS deliveries with outcomes and
-	// re-drive, the mapping rules editor (GET/PUT …/hris/mapping), and
-	// "Imports" — CSV upload with a progress bar polling GET …/imports/{id}
-	// (htmx hx-trigger="every 1s") and the per-row report.
+	// TODO(issue 8, merged after this console was built): "Directory
+	// sync" — HRIS deliveries with outcomes and re-drive (GET …/hris/
+	// deliveries, POST …/{id}/redrive) and the mapping rules editor
+	// (GET/PUT …/hris/mapping). The CSV import with its progress bar and
+	// per-row report is done (imports.go).
 	Pages []Page
 }
 
@@ -96,7 +97,7 @@ func New(cfg Config) (*Console, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	c.nav = []navItem{{"/technicians", "Technicians"}, {"/roles", "Roles"}, {"/subscription", "Subscription"}, {"/audit", "Audit log"}}
+	c.nav = []navItem{{"/technicians", "Technicians"}, {"/roles", "Roles"}, {"/subscription", "Subscription"}, {"/audit", "Audit log"}, {"/imports", "Imports"}}
 	for _, p := range cfg.Pages {
 		c.nav = append(c.nav, navItem{p.Path, p.Title})
 	}
@@ -152,6 +153,7 @@ func (c *Console) Routes(r chi.Router) {
 			c.roleRoutes(r)
 			c.subscriptionRoutes(r)
 			c.auditRoutes(r)
+			c.importRoutes(r)
 			for _, p := range c.cfg.Pages {
 				p.Mount(r, c)
 			}
@@ -307,20 +309,28 @@ func (a Answer) Decode(v any) error { return json.Unmarshal(a.Body, v) }
 // an unreachable API becomes a 503 problem, so that a page always has
 // something to show.
 func (c *Console) API(ctx context.Context, s Session, method, path string, body any, hdr ...string) Answer {
+	if body == nil {
+		return c.APIRaw(ctx, s, method, path, "", nil, hdr...)
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return failed(err)
+	}
+	return c.APIRaw(ctx, s, method, path, "application/json", b, hdr...)
+}
+
+// APIRaw is API with a body of the given content type (a CSV upload).
+func (c *Console) APIRaw(ctx context.Context, s Session, method, path, contentType string, body []byte, hdr ...string) Answer {
 	var rd io.Reader
 	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return failed(err)
-		}
-		rd = bytes.NewReader(b)
+		rd = bytes.NewReader(body)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.cfg.API, "/")+path, rd)
 	if err != nil {
 		return failed(err)
 	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
 	}
 	if s.token != "" {
 		req.Header.Set("Authorization", "Bearer "+s.token)
@@ -472,7 +482,8 @@ var funcs = template.FuncMap{
 		}
 		return false
 	},
-	"join": strings.Join,
+	"join":     strings.Join,
+	"outcomes": func() []string { return []string{"", "created", "updated", "skipped", "refused"} },
 	// bar is the width of used/total in a bar width wide.
 	"bar": func(used, total, width int) int {
 		if total <= 0 {
