@@ -350,6 +350,30 @@ func TestConsoleClickThrough(t *testing.T) {
 	run(ctx, "the refused row", chromedp.WaitVisible(`#import-rows tr[data-outcome="refused"]`, chromedp.ByQuery))
 	shot(ctx, "12-import")
 
+	// Directory sync: a mapping saved in the editor, a secret shown once,
+	// and a delivery signed with it listed with its outcome.
+	mapping := `{"rules": [{"when": {"department": "IT Support"}, "then": {"kind": "technician", "role": "Tier 2"}}], "default": {"kind": "ignore"}}`
+	run(ctx, "mapping",
+		chromedp.Navigate(base+"/directory"),
+		chromedp.WaitVisible("#mapping-form", chromedp.ByQuery),
+		chromedp.SetValue(`#mapping-form textarea`, mapping, chromedp.ByQuery),
+		chromedp.Click(`#mapping-form button`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Mapping saved'`)
+	run(ctx, "secret",
+		chromedp.Click(`form[action="/directory/secret"] button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#hris-secret code", chromedp.ByQuery))
+	sender := &hrisSender{c: c, path: "/v1/accounts/" + acc.id + "/hris/generic", clock: clock.Now, secret: text(ctx, "#hris-secret code")}
+	if code, p := sender.send("wh-console-1", 0, employeeEvent("employee.hired", "E-1", "olga@roster.test", "Olga", "Ops", "Facilities", "")); code != 202 {
+		t.Fatalf("delivery: %d %v", code, p)
+	}
+	svctest.Eventually(t, "the delivery handled", func() bool {
+		_, l := c.do("GET", "/v1/accounts/"+acc.id+"/hris/deliveries", acc.token, nil)
+		d, _ := l["data"].([]any)
+		return len(d) == 1 && d[0].(map[string]any)["status"] != "pending"
+	})
+	run(ctx, "deliveries", chromedp.Navigate(base+"/directory"), chromedp.WaitVisible(`#deliveries tr[data-status]`, chromedp.ByQuery))
+	shot(ctx, "13-directory-sync")
+
 	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#seat-chart", chromedp.ByQuery))
 	if got := text(ctx, "#charges"); !strings.Contains(got, "seat_purchase") {
 		t.Fatalf("charges: %q", got)

@@ -56,11 +56,11 @@ type Config struct {
 	// …/security-policy), SSO configuration and the sign-in button, API
 	// tokens. The login's second-factor step, logout and the reset pages
 	// are done (login.go).
-	// TODO(issue 8, merged after this console was built): "Directory
-	// sync" — HRIS deliveries with outcomes and re-drive (GET …/hris/
-	// deliveries, POST …/{id}/redrive) and the mapping rules editor
-	// (GET/PUT …/hris/mapping). The CSV import with its progress bar and
-	// per-row report is done (imports.go).
+	// Issue 8's pages (merged after the console began) are done: CSV
+	// import with progress (imports.go), HRIS deliveries, re-drive,
+	// mapping editor and secret (directory.go). TODO: a SCIM token page
+	// (an API token with the scim scope) belongs with the API tokens page
+	// of issue 7 above.
 	Pages []Page
 }
 
@@ -97,7 +97,7 @@ func New(cfg Config) (*Console, error) {
 	if c.log == nil {
 		c.log = slog.Default()
 	}
-	c.nav = []navItem{{"/technicians", "Technicians"}, {"/roles", "Roles"}, {"/subscription", "Subscription"}, {"/audit", "Audit log"}, {"/imports", "Imports"}}
+	c.nav = []navItem{{"/technicians", "Technicians"}, {"/roles", "Roles"}, {"/subscription", "Subscription"}, {"/audit", "Audit log"}, {"/imports", "Imports"}, {"/directory", "Directory sync"}}
 	for _, p := range cfg.Pages {
 		c.nav = append(c.nav, navItem{p.Path, p.Title})
 	}
@@ -154,6 +154,7 @@ func (c *Console) Routes(r chi.Router) {
 			c.subscriptionRoutes(r)
 			c.auditRoutes(r)
 			c.importRoutes(r)
+			c.directoryRoutes(r)
 			for _, p := range c.cfg.Pages {
 				p.Mount(r, c)
 			}
@@ -484,6 +485,9 @@ var funcs = template.FuncMap{
 	},
 	"join":     strings.Join,
 	"outcomes": func() []string { return []string{"", "created", "updated", "skipped", "refused"} },
+	"deliveryStatuses": func() []string {
+		return []string{"", "pending", "applied", "skipped", "held", "scheduled", "failed"}
+	},
 	// bar is the width of used/total in a bar width wide.
 	"bar": func(used, total, width int) int {
 		if total <= 0 {
