@@ -59,6 +59,10 @@ type Config struct {
 	// PublicURL is the base URL of links in mails (default: the HTTP
 	// server's URL, URL()).
 	PublicURL string
+	// Routes, when set, mounts more handlers (the web console) on the
+	// router after the services' routes; self is the HTTP server's own URL,
+	// through which they reach the public API.
+	Routes func(r chi.Router, self string) error
 }
 
 // Host runs services until stopped.
@@ -198,6 +202,11 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 		s.Routes(r)
+	}
+	if cfg.Routes != nil {
+		if err := cfg.Routes(r, h.URL()); err != nil {
+			return nil, err
+		}
 	}
 
 	h.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
