@@ -20,7 +20,7 @@ build:
 ## test: vet, then every test with the race detector (needs PostgreSQL's
 ## binaries for the PostgreSQL half: .ci/install-postgres.sh)
 test: vet
-	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -timeout 8m $(PKGS)
+	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
 
 ## fuzz: fuzz each parser target for FUZZTIME (default 30s; `make test`

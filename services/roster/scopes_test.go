@@ -132,6 +132,7 @@ var routeScopes = map[string]string{
 // other scope, and lets through (neither 401 nor 403) a token holding that
 // scope alone.
 func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
+	t.Parallel()
 	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: fixedClock})
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "pro", 3)
