@@ -15,10 +15,17 @@ import (
 const (
 	StreamAudit      = "ROSTER_AUDIT"
 	StreamDeadLetter = "ROSTER_DEADLETTER"
+	// StreamOffboarding holds identity's offboarding instructions to the
+	// systems that own tickets, reports, assets and tokens (O-4).
+	StreamOffboarding = "ROSTER_OFFBOARDING"
 
 	// AuditSubjectPrefix starts the public audit stream's subjects:
 	// roster.audit.<account_id>.<action>.
 	AuditSubjectPrefix = "roster.audit."
+	// OffboardingSubjectPrefix starts the public offboarding instructions'
+	// subjects: roster.offboarding.<account_id>.<kind> (api.md), so that a
+	// ticketing system subscribes to roster.offboarding.*.ticket only.
+	OffboardingSubjectPrefix = "roster.offboarding."
 	// DeadLetterPrefix starts dead-letter subjects:
 	// roster.deadletter.<consumer>.
 	DeadLetterPrefix = "roster.deadletter."
@@ -78,6 +85,16 @@ func EnsureStreams(js nats.JetStreamManager, o StreamOptions) error {
 			MaxAge:      o.AuditMaxAge,
 			MaxBytes:    cmp.Or(o.AuditMaxBytes, -1),
 			Discard:     nats.DiscardOld,
+			Storage:     nats.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.DuplicateWindow,
+		},
+		&nats.StreamConfig{
+			Name:        StreamOffboarding,
+			Description: "Roster offboarding instructions: roster.offboarding.<account_id>.<kind>, CloudEvents JSON",
+			Subjects:    []string{OffboardingSubjectPrefix + ">"},
+			Retention:   nats.LimitsPolicy,
+			MaxAge:      30 * 24 * time.Hour,
 			Storage:     nats.FileStorage,
 			Replicas:    o.Replicas,
 			Duplicates:  o.DuplicateWindow,
