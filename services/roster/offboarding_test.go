@@ -550,3 +550,76 @@ func TestOffboardingArchiveRestoreAndPurgeSurviveRestart(t *testing.T) {
 		r.none()
 	})
 }
+
+// O-2's orphans and the offered reassignment: items kept by a disabled
+// owner are listed as orphans; a bulk reassignment moves them, each with
+// an OwnershipReassigned instruction tracked by the owner's offboarding;
+// a disabled target is refused and changes nothing.
+func TestOrphansBulkReassign(t *testing.T) {
+	h, _ := startListening(t, t.TempDir(), "", fixedClock)
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "atera-msp", "growth", 4)
+	base := "/v1/accounts/" + acc.id
+	var techs []string
+	for _, e := range []string{"gone@acme.test", "heir@acme.test"} {
+		code, body := c.do("POST", base+"/technicians", acc.token, technician(e, "Beginner"))
+		if code != 201 {
+			t.Fatalf("add: %d %v", code, body)
+		}
+		techs = append(techs, body["id"].(string))
+	}
+	gone, heir := techs[0], techs[1]
+	var items []any
+	for i := range 3 {
+		items = append(items, map[string]any{"kind": "asset", "id": fmt.Sprintf("A%d", i), "owner_id": gone})
+	}
+	items = append(items, map[string]any{"kind": "device", "id": "D1", "owner_id": gone, "on_disable": "keep"})
+	if code, body := c.do("POST", base+"/ownership", acc.token, map[string]any{"items": items}); code != 200 {
+		t.Fatalf("register: %d %v", code, body)
+	}
+	if code, body := c.do("POST", base+"/ownership", acc.token, map[string]any{"items": []any{
+		map[string]any{"kind": "device", "id": "D2", "owner_id": gone}}}); code != 422 || !strings.Contains(fmt.Sprint(body), "on_disable") {
+		t.Fatalf("a kind without a declared policy: %d %v", code, body)
+	}
+	r := readInstructions(t, h.NATSURL(), "roster.offboarding."+acc.id+".>", "all")
+	_, body := c.do("POST", base+"/technicians/"+gone+"/disable", acc.token, nil)
+	off := body["offboarding"].(map[string]any)
+	if off["status"] != "completed" || off["outstanding"] != 0.0 {
+		t.Fatalf("only kept items: %v", off)
+	}
+	r.none()
+	_, orphans := c.do("GET", base+"/ownership/orphans?kind=asset&limit=2", acc.token, nil)
+	if count(orphans) != 2 || orphans["next_cursor"] == nil {
+		t.Fatalf("orphans page: %v", orphans)
+	}
+	_, rest := c.do("GET", base+"/ownership/orphans?kind=asset&limit=2&cursor="+orphans["next_cursor"].(string), acc.token, nil)
+	if count(rest) != 1 {
+		t.Fatalf("orphans second page: %v", rest)
+	}
+	if code, body := c.do("POST", base+"/ownership/reassign", acc.token, map[string]any{"from_owner_id": gone, "to_owner_id": gone}); code != 422 {
+		t.Fatalf("to a disabled technician: %d %v", code, body)
+	}
+	code, res := c.do("POST", base+"/ownership/reassign", acc.token, map[string]any{"items": []any{map[string]any{"kind": "device", "id": "D1"}}, "to_owner_id": heir})
+	if code != 200 || res["reassigned"] != 1.0 {
+		t.Fatalf("reassign one: %d %v", code, res)
+	}
+	code, res = c.do("POST", base+"/ownership/reassign", acc.token, map[string]any{"from_owner_id": gone, "to_owner_id": heir}, "Idempotency-Key", "re-1")
+	if code != 200 || res["reassigned"] != 3.0 {
+		t.Fatalf("reassign all: %d %v", code, res)
+	}
+	if code, again := c.do("POST", base+"/ownership/reassign", acc.token, map[string]any{"from_owner_id": gone, "to_owner_id": heir}, "Idempotency-Key", "re-1"); code != 200 || again["reassigned"] != 3.0 {
+		t.Fatalf("replayed: %d %v", code, again)
+	}
+	for _, ins := range r.next(acc.id, 4) {
+		if ins.Type != "OwnershipReassigned" || ins.ToOwnerID != heir || ins.OffboardingID != off["id"] {
+			t.Fatalf("instruction: %v", ins)
+		}
+	}
+	if _, o := c.do("GET", base+"/ownership/orphans", acc.token, nil); count(o) != 0 {
+		t.Fatalf("orphans left: %v", o)
+	}
+	_, show := c.do("GET", base+"/offboardings/"+off["id"].(string), acc.token, nil)
+	if show["status"] != "in_progress" || show["outstanding"] != 4.0 {
+		t.Fatalf("offboarding after reassignment: %v", show)
+	}
+}
