@@ -622,4 +622,21 @@ func TestOrphansBulkReassign(t *testing.T) {
 	if show["status"] != "in_progress" || show["outstanding"] != 4.0 {
 		t.Fatalf("offboarding after reassignment: %v", show)
 	}
+
+	// The CLI: what is outstanding, and a preview.
+	as := []string{"--server=" + h.URL(), "--token=" + acc.token, "--account=" + acc.id}
+	out, err := run(t, append([]string{"offboarding", "show", off["id"].(string)}, as...)...)
+	if err != nil || !strings.Contains(out, "in_progress, 4 instruction(s) not acknowledged") || strings.Count(out, "OwnershipReassigned") != 4 {
+		t.Fatalf("offboarding show: %v\n%s", err, out)
+	}
+	c.do("POST", base+"/offboardings/"+off["id"].(string)+"/acks", acc.token, map[string]any{"items": []any{map[string]any{"kind": "asset", "id": "A0"}}})
+	if out, err := run(t, append([]string{"offboarding", "show", off["id"].(string)}, as...)...); err != nil || strings.Count(out, "OwnershipReassigned") != 3 {
+		t.Fatalf("offboarding show after an ack: %v\n%s", err, out)
+	}
+	if out, err := run(t, append([]string{"offboarding", "show", "--all", off["id"].(string)}, as...)...); err != nil || strings.Count(out, "OwnershipReassigned") != 4 || !strings.Contains(out, "keep") {
+		t.Fatalf("offboarding show --all: %v\n%s", err, out)
+	}
+	if out, err := run(t, append([]string{"offboarding", "preview", heir}, as...)...); err != nil || !strings.Contains(out, "seat freed  true") || !strings.Contains(out, "asset") {
+		t.Fatalf("offboarding preview: %v\n%s", err, out)
+	}
 }
