@@ -16,12 +16,17 @@ import (
 // (O-3).
 var PurgePoll = time.Minute
 
+// OffboardingPageSize is how many owned items an offboarding reads and
+// applies at a time (app.DefaultPageSize when 0); tests lower it to walk
+// many pages with few items.
+var OffboardingPageSize int
+
 // setUpOffboarding wires the ownership registry and the offboardings
 // (O-1…O-4): the disable plans them, the enable restores archived reports,
 // instructions leave through identity's outbox.
 func (s *Service) setUpOffboarding(a *app.App, st adapters.Store, nc *nats.Conn, d svc.Deps) {
 	s.off = &app.Offboardings{App: a, Own: st, Instructions: adapters.Instructions{Outbox: d.Bus.Outbox()},
-		Costs: adapters.Seats{NC: nc}}
+		Costs: adapters.Seats{NC: nc}, PageSize: OffboardingPageSize}
 	a.Offboarding = s.off
 	s.http.Offboardings = s.off
 	s.offHTTP = &ports.OffboardingHTTP{Off: s.off, Auth: d.Auth, Log: d.Log}

@@ -139,10 +139,20 @@ type Offboardings struct {
 	Own          OwnershipStore
 	Instructions InstructionPublisher
 	Costs        SeatCostPreviewer
+	// PageSize: items read per page (DefaultPageSize when 0).
+	PageSize int
 }
 
-// pageSize bounds what an offboarding holds in memory at once.
-const pageSize = 500
+// DefaultPageSize bounds the items an offboarding, a preview or a bulk
+// reassignment holds in memory at once.
+const DefaultPageSize = 500
+
+func (o *Offboardings) pageSize() int {
+	if o.PageSize > 0 {
+		return o.PageSize
+	}
+	return DefaultPageSize
+}
 
 // maxShownActions bounds the actions an answer carries; the rest are paged
 // through GET …/offboardings/{id}.
@@ -260,7 +270,7 @@ type Plan struct {
 func (o *Offboardings) walk(ctx context.Context, q Querier, policy string, t domain.Technician, successor string, fn func(domain.OwnedItem, domain.Action) error) error {
 	kind, id := "", ""
 	for {
-		items, err := o.Own.OwnedPage(ctx, q, t.AccountID, t.ID, kind, id, pageSize)
+		items, err := o.Own.OwnedPage(ctx, q, t.AccountID, t.ID, kind, id, o.pageSize())
 		if err != nil {
 			return err
 		}
@@ -269,7 +279,7 @@ func (o *Offboardings) walk(ctx context.Context, q Querier, policy string, t dom
 				return err
 			}
 		}
-		if len(items) < pageSize {
+		if len(items) < o.pageSize() {
 			return nil
 		}
 		kind, id = items[len(items)-1].Kind, items[len(items)-1].ID
@@ -314,7 +324,7 @@ func (o *Offboardings) Offboard(ctx context.Context, tx *sql.Tx, t domain.Techni
 	// key), so the walk ends.
 	kind, id := "", ""
 	for {
-		items, err := o.Own.OwnedPage(ctx, tx, t.AccountID, t.ID, kind, id, pageSize)
+		items, err := o.Own.OwnedPage(ctx, tx, t.AccountID, t.ID, kind, id, o.pageSize())
 		if err != nil {
 			return err
 		}
@@ -323,7 +333,7 @@ func (o *Offboardings) Offboard(ctx context.Context, tx *sql.Tx, t domain.Techni
 				return err
 			}
 		}
-		if len(items) < pageSize {
+		if len(items) < o.pageSize() {
 			break
 		}
 		kind, id = items[len(items)-1].Kind, items[len(items)-1].ID
@@ -609,7 +619,7 @@ func (o *Offboardings) Reassign(ctx context.Context, accountID, from string, ite
 			if from != "" {
 				kind, id := "", ""
 				for {
-					page, err := o.Own.OwnedPage(ctx, tx, accountID, from, kind, id, pageSize)
+					page, err := o.Own.OwnedPage(ctx, tx, accountID, from, kind, id, o.pageSize())
 					if err != nil {
 						return 0, nil, err
 					}
@@ -618,7 +628,7 @@ func (o *Offboardings) Reassign(ctx context.Context, accountID, from string, ite
 							return 0, nil, err
 						}
 					}
-					if len(page) < pageSize {
+					if len(page) < o.pageSize() {
 						break
 					}
 					kind, id = page[len(page)-1].Kind, page[len(page)-1].ID
