@@ -30,8 +30,9 @@ type Service struct {
 	dir     *app.Directory
 	dirHTTP *ports.DirectoryHTTP
 	// off and offHTTP: offboarding and ownership (O-1…O-4; offboarding.go).
-	off     *app.Offboardings
-	offHTTP *ports.OffboardingHTTP
+	off       *app.Offboardings
+	offHTTP   *ports.OffboardingHTTP
+	ownEvents *ports.OwnershipConsumer
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -52,7 +53,7 @@ func (s *Service) Routes(r chi.Router) {
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
 // until the host stops, which ends ctx before it closes the database.
 func (s *Service) Run(ctx context.Context) error {
-	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory, s.runPurge)
+	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory, s.runPurge, s.runOwnershipEvents)
 }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {

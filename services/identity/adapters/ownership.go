@@ -400,3 +400,47 @@ func (p Instructions) Publish(ctx context.Context, tx *sql.Tx, ins app.Instructi
 	}
 	return nil
 }
+
+// FeedPosition is the last ownership event applied (O-4).
+func (s Store) FeedPosition(ctx context.Context, q app.Querier) (uint64, error) {
+	var seq int64
+	if err := q.QueryRowContext(ctx, `SELECT last_seq FROM ownership_feed WHERE id = 1`).Scan(&seq); err != nil {
+		return 0, fmt.Errorf("ownership feed: %w", err)
+	}
+	return uint64(seq), nil
+}
+
+// SetFeedPosition records seq as applied; it never moves back.
+func (s Store) SetFeedPosition(ctx context.Context, tx *sql.Tx, seq uint64) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE ownership_feed SET last_seq = $1 WHERE id = 1 AND last_seq < $1`, int64(seq)); err != nil {
+		return fmt.Errorf("ownership feed: %w", err)
+	}
+	return nil
+}
+
+// OwnershipRejects dead-letters the ownership events identity refuses
+// (O-4) on roster.deadletter.identity_ownership, through identity's
+// outbox in the transaction that refuses them: the original payload and
+// headers, with the reason.
+type OwnershipRejects struct{ Outbox *outbox.Outbox }
+
+var _ app.OwnershipRejecter = OwnershipRejects{}
+
+// OwnershipConsumerName names the ownership feed in dead letters.
+const OwnershipConsumerName = "identity_ownership"
+
+func (r OwnershipRejects) Reject(ctx context.Context, tx *sql.Tx, ev app.OwnershipEvent, reason error) error {
+	msg := message.NewMessage(fmt.Sprintf("ownership.%d.%s", ev.Seq, OwnershipConsumerName), ev.Raw)
+	for k, v := range ev.Header {
+		msg.Metadata.Set(k, v)
+	}
+	msg.Metadata.Set(eventbus.HeaderDLConsumer, OwnershipConsumerName)
+	msg.Metadata.Set(eventbus.HeaderDLSubject, ev.Subject)
+	msg.Metadata.Set(eventbus.HeaderDLError, reason.Error())
+	msg.Metadata.Set(eventbus.HeaderDLDelivery, "1")
+	msg.Metadata.Set(eventbus.HeaderDLTime, time.Now().UTC().Format(time.RFC3339Nano))
+	if err := r.Outbox.Add(tx, eventbus.DeadLetterPrefix+OwnershipConsumerName, msg); err != nil {
+		return fmt.Errorf("dead-letter ownership event %d: %w", ev.Seq, err)
+	}
+	return nil
+}

@@ -139,6 +139,9 @@ type Offboardings struct {
 	Own          OwnershipStore
 	Instructions InstructionPublisher
 	Costs        SeatCostPreviewer
+	// Feed and Rejects: the ownership events' position and dead letters.
+	Feed    OwnershipFeed
+	Rejects OwnershipRejecter
 	// PageSize: items read per page (DefaultPageSize when 0).
 	PageSize int
 }
@@ -736,4 +739,135 @@ func (o *Offboardings) logger() *slog.Logger {
 		return o.Log
 	}
 	return slog.Default()
+}
+
+// Ownership event operations (docs/events.md "Ownership events").
+const (
+	OwnershipUpsert = "upsert"
+	OwnershipDelete = "delete"
+)
+
+// OwnershipEvent is what an owning system publishes on
+// roster.ownership.<account_id>.<kind> (O-4): the item, and whether it is
+// registered (upsert, the default) or removed (delete).
+type OwnershipEvent struct {
+	// Seq is the event's stream sequence.
+	Seq       uint64
+	AccountID string
+	Op        string
+	Item      domain.OwnedItem
+	// Unreadable is set by the decoder for an event it could not read.
+	Unreadable error
+	// Subject, Header and Raw are the delivery, for the dead letter.
+	Subject string
+	Header  map[string]string
+	Raw     []byte
+}
+
+// OwnershipRejecter dead-letters a refused ownership event within tx.
+type OwnershipRejecter interface {
+	Reject(ctx context.Context, tx *sql.Tx, ev OwnershipEvent, reason error) error
+}
+
+// OwnershipFeed is where the ownership events were applied up to.
+type OwnershipFeed interface {
+	FeedPosition(ctx context.Context, q Querier) (uint64, error)
+	SetFeedPosition(ctx context.Context, tx *sql.Tx, seq uint64) error
+}
+
+// MaxOwnershipBatch bounds the events applied in one transaction.
+const MaxOwnershipBatch = 256
+
+// FeedPosition is the stream sequence of the last ownership event applied.
+func (o *Offboardings) FeedPosition(ctx context.Context) (uint64, error) {
+	return o.Feed.FeedPosition(ctx, o.DB)
+}
+
+// ApplyOwnershipEvents applies owning systems' events (in stream order) in
+// one transaction, as POST and DELETE …/ownership would (O-4), and records
+// the last one's sequence with them, so each event is applied once and in
+// order whatever the restarts: events at or before the recorded position
+// are skipped. A refused event (unreadable, unknown account or owner, a
+// bad field) changes nothing and is dead-lettered with its reason. It
+// returns how many were applied and refused.
+func (o *Offboardings) ApplyOwnershipEvents(ctx context.Context, events []OwnershipEvent) (applied, refused int, err error) {
+	err = o.DB.InTx(ctx, func(tx *sql.Tx) error {
+		applied, refused = 0, 0
+		pos, err := o.Feed.FeedPosition(ctx, tx)
+		if err != nil {
+			return err
+		}
+		now := o.Now().UTC().Truncate(time.Microsecond)
+		known := map[string]error{} // account and account/owner → nil or why not
+		exists := func(key string, find func() error) (bool, error) {
+			if err, seen := known[key]; seen {
+				return err == nil, nil
+			}
+			err := find()
+			if err != nil && !errors.Is(err, ErrNotFound) {
+				return false, err
+			}
+			known[key] = err
+			return err == nil, nil
+		}
+		last := pos
+		for _, ev := range events {
+			if ev.Seq <= pos {
+				continue // applied before
+			}
+			last = max(last, ev.Seq)
+			reason, err := o.ownershipEvent(ctx, tx, ev, now, exists)
+			if err != nil {
+				return err
+			}
+			if reason != nil {
+				refused++
+				if err := o.Rejects.Reject(ctx, tx, ev, reason); err != nil {
+					return err
+				}
+				continue
+			}
+			applied++
+		}
+		return o.Feed.SetFeedPosition(ctx, tx, last)
+	})
+	return applied, refused, err
+}
+
+// ownershipEvent applies one event; reason is why it was refused.
+func (o *Offboardings) ownershipEvent(ctx context.Context, tx *sql.Tx, ev OwnershipEvent, now time.Time,
+	exists func(key string, find func() error) (bool, error)) (reason, err error) {
+	if ev.Unreadable != nil {
+		return ev.Unreadable, nil
+	}
+	ok, err := exists(ev.AccountID, func() error { _, err := o.Store.Account(ctx, ev.AccountID); return err })
+	if err != nil || !ok {
+		return problem.NotFound("account " + ev.AccountID), err
+	}
+	switch ev.Op {
+	case OwnershipDelete:
+		if ev.Item.ID == "" {
+			return problem.Invalid(problem.FieldError{Field: "id", Detail: "is required"}), nil
+		}
+		_, err := o.Own.DeleteOwnership(ctx, tx, ev.AccountID, ev.Item.Kind, ev.Item.ID)
+		return nil, err
+	case OwnershipUpsert, "":
+	default:
+		return problem.Invalid(problem.FieldError{Field: "op", Detail: "must be upsert or delete"}), nil
+	}
+	it := ev.Item
+	it.ArchivedUntil = nil // the registry owns it
+	if errs := it.Validate("item"); len(errs) > 0 {
+		return problem.Invalid(errs...), nil
+	}
+	if it.OwnerID != "" {
+		ok, err := exists(ev.AccountID+"/"+it.OwnerID, func() error {
+			_, err := o.Technicians.Technician(ctx, tx, ev.AccountID, it.OwnerID)
+			return err
+		})
+		if err != nil || !ok {
+			return problem.Invalid(problem.FieldError{Field: "item.owner_id", Detail: "unknown technician " + it.OwnerID}), err
+		}
+	}
+	return nil, o.Own.UpsertOwnership(ctx, tx, ev.AccountID, it, now)
 }

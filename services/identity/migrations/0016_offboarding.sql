@@ -51,7 +51,17 @@ CREATE TABLE offboarding_actions (
 );
 CREATE INDEX offboarding_actions_item ON offboarding_actions (offboarding_id, kind, item_id);
 
+-- O-4: how far identity has applied the ownership events owning systems
+-- publish (stream ROSTER_OWNERSHIP): the last stream sequence applied,
+-- stored in the transaction that applies it (one row).
+CREATE TABLE ownership_feed (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    last_seq BIGINT NOT NULL
+);
+INSERT INTO ownership_feed (id, last_seq) VALUES (1, 0);
+
 -- +goose Down
+DROP TABLE ownership_feed;
 DROP TABLE offboarding_actions;
 DROP TABLE offboardings;
 DROP TABLE ownership;
