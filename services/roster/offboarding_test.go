@@ -288,7 +288,7 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 		action, to, instr := expectedAction(policy, kind, id, successor)
 		want = append(want, actionKey(kind, id, action, to))
 		if instr != "" {
-			wantInstr[kind+"/"+id] = instr
+			wantInstr[kind+"/"+id] = instr + " " + action + ">" + to
 		}
 	}
 	sort.Strings(want)
@@ -326,6 +326,9 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 		t.Fatalf("disable plan:\n got %v\nwant %v", got, predicted)
 	}
 	offID := off["id"].(string)
+	if fmt.Sprint(off["summary"]) != fmt.Sprint(preview["offboarding"].(map[string]any)["summary"]) {
+		t.Fatalf("summary: disable %v, dry run %v", off["summary"], preview["offboarding"].(map[string]any)["summary"])
+	}
 
 	// One instruction per affected item, each once, on its kind's subject.
 	got := everyone.next(acc.id, len(wantInstr))
@@ -335,7 +338,7 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 		if _, dup := seen[key]; dup || ins.OffboardingID != offID {
 			t.Fatalf("instruction %v (duplicate or another offboarding)", ins)
 		}
-		seen[key] = ins.Type
+		seen[key] = ins.Type + " " + ins.Action + ">" + ins.ToOwnerID
 	}
 	if fmt.Sprint(seen) != fmt.Sprint(wantInstr) {
 		t.Fatalf("instructions:\n got %v\nwant %v", seen, wantInstr)
