@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
 	"roster.dev/services/identity/domain"
@@ -456,6 +457,10 @@ func (o *Offboardings) PreviewDisable(ctx context.Context, accountID, id, named 
 	return p, nil
 }
 
+// ActionCursor versions the cursor of an offboarding's actions (by seq),
+// in the disable answer as in GET …/offboardings/{id}.
+const ActionCursor = "a1:"
+
 // View is an offboarding with a page of its actions.
 type View struct {
 	Offboarding
@@ -495,7 +500,7 @@ func (o *Offboardings) view(ctx context.Context, q Querier, off Offboarding, out
 	}
 	if len(rows) > limit {
 		rows = rows[:limit]
-		v.NextCursor = strconv.FormatInt(rows[len(rows)-1].Seq, 10)
+		v.NextCursor = httpx.EncodeCursor(ActionCursor, strconv.FormatInt(rows[len(rows)-1].Seq, 10))
 	}
 	v.Actions = rows
 	if v.Actions == nil {

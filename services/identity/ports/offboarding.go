@@ -26,7 +26,7 @@ type OffboardingHTTP struct {
 // Cursor versions: ownership lists page by (kind, id), actions by seq.
 const (
 	ownershipCursor = "o1:"
-	actionCursor    = "a1:"
+	actionCursor    = app.ActionCursor
 )
 
 // Routes mounts the routes. Owning systems hold ownership:write (register,
@@ -146,9 +146,6 @@ func (h *OffboardingHTTP) show(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v, err := h.Off.OffboardingView(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), outstanding, seq, limit)
-	if s, ok := v.NextCursor.(string); ok {
-		v.NextCursor = httpx.EncodeCursor(actionCursor, s)
-	}
 	h.answer(w, r, v, err)
 }
 
