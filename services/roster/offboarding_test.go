@@ -253,6 +253,20 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 		return body["id"].(string)
 	}
 	leaver, successor := add("leaver@acme.test"), add("successor@acme.test")
+	// I-7: the leaver has a live session, which the preview counts and the
+	// disable revokes.
+	const password = "temporary passphrase 7"
+	if code, p := c.do("POST", base+"/technicians/"+leaver+"/password", acc.token, map[string]any{"password": password}); code != 204 {
+		t.Fatalf("set password: %d %v", code, p)
+	}
+	lcode, sess := login(c, acc.id, "leaver@acme.test", password)
+	if lcode != 200 {
+		t.Fatalf("login: %d %v", lcode, sess)
+	}
+	session := sess["session_token"].(string)
+	if code, _, b := svctest.Do(t, "GET", h.URL()+"/v1/auth/sessions", session, nil); code != 200 {
+		t.Fatalf("the leaver's sessions: %d %s", code, b)
+	}
 	everyone := readInstructions(t, h.NATSURL(), "roster.offboarding."+acc.id+".>", "all")
 	tickets := readInstructions(t, h.NATSURL(), "roster.offboarding.*.ticket", "ticketing")
 
@@ -304,7 +318,7 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 		t.Fatalf("dry run plan:\n got %v\nwant %v", predicted, want)
 	}
 	cost, _ := preview["cost"].(map[string]any)
-	if preview["seat_freed"] != true || preview["tokens_revoked"] != 2.0 || cost == nil || cost["charge_now"] != 0.0 ||
+	if preview["seat_freed"] != true || preview["tokens_revoked"] != 2.0 || preview["sessions_revoked"] != 1.0 || cost == nil || cost["charge_now"] != 0.0 ||
 		cost["refund"] != 0.0 || cost["seats_available_after"] != cost["seats_available_before"].(float64)+1 {
 		t.Fatalf("dry run effects: %v", preview)
 	}
@@ -320,6 +334,9 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 	code, disabled := c.do("POST", base+"/technicians/"+leaver+"/disable", acc.token, req, "Idempotency-Key", "off-1")
 	if code != 200 || disabled["status"] != "disabled" {
 		t.Fatalf("disable: %d %v", code, disabled)
+	}
+	if code, _, _ := svctest.Do(t, "GET", h.URL()+"/v1/auth/sessions", session, nil); code != 401 {
+		t.Fatalf("the leaver's session after the disable: %d", code)
 	}
 	off := disabled["offboarding"].(map[string]any)
 	if got := planKeys(t, off); fmt.Sprint(got) != fmt.Sprint(predicted) {
