@@ -255,14 +255,14 @@ func (s Store) LatestOffboarding(ctx context.Context, q app.Querier, accountID, 
 		WHERE account_id = $1 AND technician_id = $2 ORDER BY created_at DESC, id DESC LIMIT 1`, accountID, technicianID))
 }
 
-func (s Store) AddAction(ctx context.Context, tx *sql.Tx, offboardingID string, a domain.Action, from string) (int64, error) {
+func (s Store) AddAction(ctx context.Context, tx *sql.Tx, offboardingID string, a domain.Action, from string, now time.Time) (int64, error) {
 	var seq int64
 	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(seq), 0) + 1 FROM offboarding_actions WHERE offboarding_id = $1`, offboardingID).Scan(&seq); err != nil {
 		return 0, fmt.Errorf("next action: %w", err)
 	}
 	var acked any
 	if a.Instruction == "" {
-		acked = store.Time(time.Now())
+		acked = store.Time(now) // keep: nothing to acknowledge
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO offboarding_actions (offboarding_id, seq, kind, item_id, action, from_owner, to_owner, instruction, acked_at)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, offboardingID, seq, a.Kind, a.ID, a.Action, from, a.To, a.Instruction, acked); err != nil {

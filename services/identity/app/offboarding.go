@@ -44,7 +44,7 @@ type OwnershipStore interface {
 	// AddAction records an action at the offboarding's next seq and, when
 	// it carries an instruction, counts it outstanding (and reopens a
 	// completed offboarding); it returns the seq.
-	AddAction(ctx context.Context, tx *sql.Tx, offboardingID string, a domain.Action, from string) (int64, error)
+	AddAction(ctx context.Context, tx *sql.Tx, offboardingID string, a domain.Action, from string, now time.Time) (int64, error)
 	// CloseIfDone marks the offboarding completed when nothing is
 	// outstanding.
 	CloseIfDone(ctx context.Context, tx *sql.Tx, offboardingID string, now time.Time) error
@@ -364,7 +364,7 @@ func (o *Offboardings) apply(ctx context.Context, tx *sql.Tx, off Offboarding, i
 	if err != nil {
 		return err
 	}
-	seq, err := o.Own.AddAction(ctx, tx, off.ID, a, it.OwnerID)
+	seq, err := o.Own.AddAction(ctx, tx, off.ID, a, it.OwnerID, now)
 	if err != nil || a.Instruction == "" {
 		return err
 	}
@@ -614,7 +614,7 @@ func (o *Offboardings) Reassign(ctx context.Context, accountID, from string, ite
 				ins := Instruction{Type: a.Instruction, AccountID: accountID, TechnicianID: it.OwnerID, Kind: it.Kind, ItemID: it.ID,
 					Action: a.Action, FromOwnerID: it.OwnerID, ToOwnerID: to, Time: now}
 				if off != nil {
-					seq, err := o.Own.AddAction(ctx, tx, off.ID, a, it.OwnerID)
+					seq, err := o.Own.AddAction(ctx, tx, off.ID, a, it.OwnerID, now)
 					if err != nil {
 						return err
 					}
@@ -674,7 +674,7 @@ func (o *Offboardings) RestoreArchived(ctx context.Context, tx *sql.Tx, t domain
 			return err
 		}
 		a := domain.Action{Kind: it.Kind, ID: it.ID, Action: domain.ActionRestore, To: it.OwnerID, Instruction: domain.InstrRestored}
-		seq, err := o.Own.AddAction(ctx, tx, it.OffboardingID, a, it.OwnerID)
+		seq, err := o.Own.AddAction(ctx, tx, it.OffboardingID, a, it.OwnerID, now)
 		if err != nil {
 			return err
 		}
@@ -704,7 +704,7 @@ func (o *Offboardings) PurgeDue(ctx context.Context) error {
 					return err
 				}
 				a := domain.Action{Kind: it.Kind, ID: it.ID, Action: domain.ActionDelete, Instruction: domain.InstrDeleted}
-				seq, err := o.Own.AddAction(ctx, tx, it.OffboardingID, a, it.OwnerID)
+				seq, err := o.Own.AddAction(ctx, tx, it.OffboardingID, a, it.OwnerID, now)
 				if err != nil {
 					return err
 				}
