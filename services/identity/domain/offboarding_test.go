@@ -8,8 +8,12 @@ import (
 
 // O-1, O-2, O-3 and declared policies: what a disable does to each item.
 func TestDecide(t *testing.T) {
-	ticket := func(status string) OwnedItem { return OwnedItem{Kind: KindTicket, ID: "T", OwnerID: "me", Status: status} }
-	report := func(folder string) OwnedItem { return OwnedItem{Kind: KindReport, ID: "R", OwnerID: "me", Folder: folder} }
+	ticket := func(status string) OwnedItem {
+		return OwnedItem{Kind: KindTicket, ID: "T", OwnerID: "me", Status: status}
+	}
+	report := func(folder string) OwnedItem {
+		return OwnedItem{Kind: KindReport, ID: "R", OwnerID: "me", Folder: folder}
+	}
 	asset := OwnedItem{Kind: KindAsset, ID: "A", OwnerID: "me"}
 	token := OwnedItem{Kind: KindAPIToken, ID: "K", OwnerID: "me"}
 	custom := func(on string) OwnedItem { return OwnedItem{Kind: "device", ID: "D", OwnerID: "me", OnDisable: on} }
