@@ -29,6 +29,10 @@ type Service struct {
 	// dir and dirHTTP: directory sync (H-1, H-3; directory.go).
 	dir     *app.Directory
 	dirHTTP *ports.DirectoryHTTP
+	// off and offHTTP: offboarding and ownership (O-1…O-4; offboarding.go).
+	off       *app.Offboardings
+	offHTTP   *ports.OffboardingHTTP
+	ownEvents *ports.OwnershipConsumer
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -43,12 +47,13 @@ func (s *Service) Routes(r chi.Router) {
 	s.http.Routes(r)
 	s.auth.Routes(r)
 	s.dirHTTP.Routes(r)
+	s.offHTTP.Routes(r)
 }
 
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
 // until the host stops, which ends ctx before it closes the database.
 func (s *Service) Run(ctx context.Context) error {
-	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory)
+	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory, s.runPurge, s.runOwnershipEvents)
 }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
@@ -99,5 +104,6 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	s.creds.SSOConfigs = st
 	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
 	s.setUpDirectory(a, st, seats, d)
+	s.setUpOffboarding(a, st, rpcConn, d)
 	return nil
 }

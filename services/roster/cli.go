@@ -60,6 +60,7 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(auditCommands(stdout)...)
 	root.AddCommand(securityCommands(stdout)...)
 	root.AddCommand(importCommand(stdout))
+	root.AddCommand(offboardingCommand(stdout))
 	return root
 }
 

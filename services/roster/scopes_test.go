@@ -57,28 +57,36 @@ var routeScopes = map[string]string{
 	"POST /v1/accounts/{acc}/end-users/{id}/reactivate":         "technicians:write",
 	"GET /v1/accounts/{acc}/end-users/{id}/can-submit-tickets":  "technicians:read",
 	"GET /v1/accounts/{acc}/subscription":                       "billing:read",
-	"POST /v1/accounts/{acc}/subscription/quote":                "billing:write",
-	"GET /v1/accounts/{acc}/charges":                            "billing:read",
-	"PUT /v1/accounts/{acc}/subscription/add-ons/{add_on}":      "billing:write",
-	"DELETE /v1/accounts/{acc}/subscription/add-ons/{add_on}":   "billing:write",
-	"GET /v1/accounts/{acc}/features":                           "billing:read",
-	"GET /v1/accounts/{acc}/seats/unused":                       "billing:read",
-	"GET /v1/permissions":                                       "any",
-	"GET /v1/accounts/{acc}/roles":                              "roles:read",
-	"POST /v1/accounts/{acc}/roles":                             "roles:write",
-	"GET /v1/accounts/{acc}/roles/{id}":                         "roles:read",
-	"PUT /v1/accounts/{acc}/roles/{id}":                         "roles:write",
-	"DELETE /v1/accounts/{acc}/roles/{id}":                      "roles:write",
-	"GET /v1/accounts/{acc}/technicians/{id}/role":              "roles:read",
-	"PUT /v1/accounts/{acc}/technicians/{id}/role":              "roles:write",
-	"POST /v1/accounts/{acc}/access/check":                      "roles:read",
-	"GET /v1/accounts/{acc}/technicians/{id}/effective-access":  "roles:read",
-	"GET /v1/accounts/{acc}/audit":                              "audit:read",
-	"GET /v1/accounts/{acc}/audit/verify":                       "audit:read",
-	"GET /v1/accounts/{acc}/audit/checkpoints":                  "audit:read",
-	"GET /v1/accounts/{acc}/audit/stream":                       "audit:read (stream)",
-	"GET /v1/audit/keys":                                        "public",
-	"GET /v1/audit/stream":                                      "operator",
+	// Offboarding and ownership (O-1…O-4): owning systems hold ownership:write.
+	"POST /v1/accounts/{acc}/ownership":                        "ownership:write",
+	"GET /v1/accounts/{acc}/ownership":                         "technicians:read",
+	"GET /v1/accounts/{acc}/ownership/orphans":                 "technicians:read",
+	"POST /v1/accounts/{acc}/ownership/reassign":               "technicians:write",
+	"DELETE /v1/accounts/{acc}/ownership/{kind}/{id}":          "ownership:write",
+	"GET /v1/accounts/{acc}/offboardings/{id}":                 "technicians:read",
+	"POST /v1/accounts/{acc}/offboardings/{id}/acks":           "ownership:write",
+	"POST /v1/accounts/{acc}/subscription/quote":               "billing:write",
+	"GET /v1/accounts/{acc}/charges":                           "billing:read",
+	"PUT /v1/accounts/{acc}/subscription/add-ons/{add_on}":     "billing:write",
+	"DELETE /v1/accounts/{acc}/subscription/add-ons/{add_on}":  "billing:write",
+	"GET /v1/accounts/{acc}/features":                          "billing:read",
+	"GET /v1/accounts/{acc}/seats/unused":                      "billing:read",
+	"GET /v1/permissions":                                      "any",
+	"GET /v1/accounts/{acc}/roles":                             "roles:read",
+	"POST /v1/accounts/{acc}/roles":                            "roles:write",
+	"GET /v1/accounts/{acc}/roles/{id}":                        "roles:read",
+	"PUT /v1/accounts/{acc}/roles/{id}":                        "roles:write",
+	"DELETE /v1/accounts/{acc}/roles/{id}":                     "roles:write",
+	"GET /v1/accounts/{acc}/technicians/{id}/role":             "roles:read",
+	"PUT /v1/accounts/{acc}/technicians/{id}/role":             "roles:write",
+	"POST /v1/accounts/{acc}/access/check":                     "roles:read",
+	"GET /v1/accounts/{acc}/technicians/{id}/effective-access": "roles:read",
+	"GET /v1/accounts/{acc}/audit":                             "audit:read",
+	"GET /v1/accounts/{acc}/audit/verify":                      "audit:read",
+	"GET /v1/accounts/{acc}/audit/checkpoints":                 "audit:read",
+	"GET /v1/accounts/{acc}/audit/stream":                      "audit:read (stream)",
+	"GET /v1/audit/keys":                                       "public",
+	"GET /v1/audit/stream":                                     "operator",
 
 	// Directory sync (issue 8). A webhook delivery carries no token: its
 	// Standard Webhooks signature authenticates it.
@@ -155,7 +163,7 @@ func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
 		}
 	}
 
-	scopes := []string{"technicians:read", "technicians:write", "roles:read", "roles:write", "billing:read", "billing:write", "audit:read", "scim", "hris:admin"}
+	scopes := []string{"technicians:read", "technicians:write", "roles:read", "roles:write", "billing:read", "billing:write", "audit:read", "scim", "hris:admin", "ownership:write"}
 	mint := func(name string, scopes []string) string {
 		code, body := c.do("POST", "/v1/accounts/"+acc.id+"/tokens", acc.token, map[string]any{"name": name, "scopes": scopes})
 		if code != 201 {
@@ -170,7 +178,7 @@ func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
 	}
 	path := func(pattern string) string {
 		p := strings.ReplaceAll(pattern, "{acc}", acc.id)
-		for _, v := range []string{"{id}", "{site}", "{sid}", "{tok}", "{add_on}"} {
+		for _, v := range []string{"{id}", "{site}", "{sid}", "{tok}", "{add_on}", "{kind}"} {
 			p = strings.ReplaceAll(p, v, "x_nope")
 		}
 		return p

@@ -84,6 +84,9 @@ type App struct {
 	AuthenticateSession func(ctx context.Context, hash []byte) (Principal, bool, error)
 	// TokenUsed records an API token's use (app/tokens.go).
 	TokenUsed func(ctx context.Context, t Token, now time.Time) error
+	// Offboarding plans and applies O-1…O-4 on disable, and restores
+	// archived reports on enable (app/offboarding_hooks.go); nil: none.
+	Offboarding OffboardingHooks
 }
 
 // NewID returns an opaque id with a type prefix (api.md): acc_…, tech_….

@@ -290,8 +290,8 @@ func (a *App) DisableTechnician(ctx context.Context, accountID, id, successorID,
 			if err != nil {
 				return 0, nil, err
 			}
-			if t.Status == domain.StatusDisabled {
-				return http.StatusOK, t, nil
+			if t.Status == domain.StatusDisabled { // O-*: the plan stands, nothing changes
+				return a.disabledAnswer(ctx, tx, t)
 			}
 			if successorID != "" {
 				s, err := a.Technicians.Technician(ctx, tx, accountID, successorID)
@@ -311,7 +311,7 @@ func (a *App) DisableTechnician(ctx context.Context, accountID, id, successorID,
 			if err := a.disable(ctx, tx, &t, "disabled", successorID); err != nil {
 				return 0, nil, err
 			}
-			return http.StatusOK, t, nil
+			return a.disabledAnswer(ctx, tx, t)
 		})
 }
 
@@ -327,6 +327,11 @@ func (a *App) disable(ctx context.Context, tx *sql.Tx, t *domain.Technician, rea
 	}
 	if a.OnTechnicianDisabled != nil { // I-7: sessions and tokens end now
 		if err := a.OnTechnicianDisabled(ctx, tx, *t); err != nil {
+			return err
+		}
+	}
+	if a.Offboarding != nil { // O-1…O-4: the plan and its instructions
+		if err := a.Offboarding.Offboard(ctx, tx, *t, successorID); err != nil {
 			return err
 		}
 	}
@@ -371,6 +376,11 @@ func (a *App) EnableTechnician(ctx context.Context, accountID, id string, confir
 		t.Status, t.DisabledAt = domain.StatusAfterEnable(t), nil
 		if err := a.Technicians.UpdateTechnician(ctx, tx, t, a.Now()); err != nil {
 			return 0, nil, err
+		}
+		if a.Offboarding != nil { // O-3: archived reports come back
+			if err := a.Offboarding.RestoreArchived(ctx, tx, t); err != nil {
+				return 0, nil, err
+			}
 		}
 		if err := a.Bus.Emit(ctx, tx, accountID, &identityv1.TechnicianEnabled{TechnicianId: t.ID, ReservationId: reservation}); err != nil {
 			return 0, nil, err

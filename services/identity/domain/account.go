@@ -145,4 +145,5 @@ func (n *NewAccount) Validate(today time.Time) *problem.Problem {
 var AccountScopes = []string{
 	"technicians:read", "technicians:write", "roles:read", "roles:write",
 	"billing:read", "billing:write", "audit:read", "scim", "hris:admin",
+	"ownership:write", // O-4: systems that own work register it and acknowledge instructions
 }

@@ -24,6 +24,8 @@ type HTTP struct {
 	App  *app.App
 	Auth *auth.Authenticator
 	Log  *slog.Logger
+	// Offboardings previews a disable (?dry_run=true, O-3; offboarding.go).
+	Offboardings *app.Offboardings
 }
 
 // Routes mounts the routes.
@@ -286,10 +288,16 @@ func (h *HTTP) disableTechnician(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.URL.Query().Get("dry_run") != "" {
-		problem.Write(w, problem.New(http.StatusNotImplemented, "dry-run-unavailable", "Dry run not available yet",
-			"the offboarding preview (O-3) is not implemented yet; nothing was changed"))
-		return
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		dry, err := strconv.ParseBool(v)
+		if err != nil {
+			problem.Write(w, problem.Invalid(problem.FieldError{Field: "dry_run", Detail: "must be true or false"}))
+			return
+		}
+		if dry {
+			h.previewDisable(w, r, req.SuccessorID)
+			return
+		}
 	}
 	res, err := h.App.DisableTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req.SuccessorID, key(r), b)
 	h.answer(w, r, res, err)

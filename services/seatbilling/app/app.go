@@ -33,6 +33,8 @@ type Application struct {
 	Features    FeaturesHandler
 	UnusedSeats UnusedSeatsHandler
 	RecordLogin RecordLoginHandler
+	// PreviewSeatRelease: the cost effect of a disable (O-3 preview).
+	PreviewSeatRelease PreviewSeatReleaseHandler
 }
 
 // Store is what the use cases need from storage.
@@ -86,5 +88,7 @@ func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cf
 		Features:    FeaturesHandler{store: store},
 		UnusedSeats: UnusedSeatsHandler{store: store, now: now},
 		RecordLogin: RecordLoginHandler{store: store},
+
+		PreviewSeatRelease: PreviewSeatReleaseHandler{store: store},
 	}
 }
