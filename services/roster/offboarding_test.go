@@ -223,6 +223,7 @@ func registry(t *testing.T, c client, acc account) map[string]string {
 // profile's rules; the offboarding stays in_progress until every
 // instruction is acknowledged; disabling again changes nothing.
 func TestOffboardingPerProfile(t *testing.T) {
+	t.Parallel()
 	cases := []struct{ profile, plan, role, policy string }{
 		{"atera-msp", "growth", "Beginner", "atera"},
 		{"atlan", "premier", "", "atlan"},
@@ -461,6 +462,7 @@ func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 // technician's manager (HRIS manager_email) takes the items; with neither,
 // items are left unassigned and reported.
 func TestOffboardingSuccessorFromHRISManager(t *testing.T) {
+	t.Parallel()
 	h, _ := startListening(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "growth", 4)
@@ -576,6 +578,7 @@ func TestOffboardingArchiveRestoreAndPurgeSurviveRestart(t *testing.T) {
 // an OwnershipReassigned instruction tracked by the owner's offboarding;
 // a disabled target is refused and changes nothing.
 func TestOrphansBulkReassign(t *testing.T) {
+	t.Parallel()
 	h, _ := startListening(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "atera-msp", "growth", 4)

@@ -20,6 +20,7 @@ import (
 // nothing is applied twice (an item removed through the API since does not
 // come back) and a new event is applied.
 func TestOwnershipEvents(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		dir := t.TempDir()
 		h, stop := startListening(t, dir, db, fixedClock)
