@@ -55,6 +55,9 @@ type Credentials struct {
 	// SSOConfigs tells whether an account enforces single sign-on (L-6;
 	// app/sso.go); nil: none does.
 	SSOConfigs SSOStore
+	// Acceptances knows which invitees take their seat on acceptance
+	// (S-2, atlan; app/invite.go); nil: none does.
+	Acceptances AcceptanceStore
 	// Limits rate-limits the login, reset and token routes; nil limits
 	// nothing (app/ratelimit.go).
 	Limits *RateLimiter

@@ -28,6 +28,13 @@ func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
 		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
 			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
+			OnCreation: true,
+		})
+	})
+	// S-2 (atlan): the accepted invitation takes the seat reserved for it.
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.InvitationAccepted) error {
+		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
+			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
 		})
 	})
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
