@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/oauth2-proxy/mockoidc"
+
 	"roster.dev/pkg/svc"
 	"roster.dev/pkg/svc/svctest"
 )
@@ -58,12 +60,12 @@ func TestAtlanBaseRoles(t *testing.T) {
 }
 
 // atlanHost starts the system with a test clock; mail lands under dir/mail.
-func atlanHost(t *testing.T, db string) (client, string, *testClock) {
+func atlanHost(t *testing.T, db string) (client, string, *svc.Host) {
 	t.Helper()
 	dir := t.TempDir()
 	clock := &testClock{now: fixedClock()}
 	h := startHostWith(t, svc.Config{DataDir: dir, DB: db, Now: clock.Now})
-	return client{t, h.URL()}, filepath.Join(dir, "mail"), clock
+	return client{t, h.URL()}, filepath.Join(dir, "mail"), h
 }
 
 func seatsUsed(c client, acc account) map[string]any {
@@ -166,6 +168,154 @@ func TestAtlanInvitations(t *testing.T) {
 		code, body = c.do("POST", base+"/invitations/"+invs["cy@atlan.test"]["id"].(string)+"/resend", acc.token, nil)
 		if code != 202 || body["technician_id"] != cyID {
 			t.Fatalf("resend: %d %v", code, body)
+		}
+	})
+}
+
+// S-8, H-2: SCIM answers 403 plan-gate on Premier, and on Enterprise until
+// SSO is configured; with both it provisions (pending, no seat), the SSO
+// sign-on accepts (a seat taken), and SCIM deactivation deactivates (the
+// seat freed, the session dead) — on SQLite and PostgreSQL.
+func TestAtlanSCIMGate(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		idp, err := mockoidc.Run()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = idp.Shutdown() })
+		idp.CodeChallengeMethodsSupported = []string{"S256"}
+		c, _, h := atlanHost(t, db)
+		scimOf := func(acc account) scimClient {
+			code, tok := c.do("POST", "/v1/accounts/"+acc.id+"/tokens", acc.token, map[string]any{"name": "idp", "scopes": []string{"scim"}})
+			if code != 201 {
+				t.Fatalf("token: %d %v", code, tok)
+			}
+			return scimClient{t: t, base: c.base + "/scim/v2/" + acc.id, token: tok["token"].(string)}
+		}
+		sso := func(acc account) {
+			cfg := idp.Config()
+			if code, v := c.do("PUT", "/v1/accounts/"+acc.id+"/sso", acc.token, map[string]any{"issuer": cfg.Issuer, "client_id": cfg.ClientID, "client_secret": cfg.ClientSecret}); code != 200 {
+				t.Fatalf("configure SSO: %d %v", code, v)
+			}
+		}
+
+		premier := atlanAccount(t, c, "premier", 3)
+		sso(premier)
+		code, body := scimOf(premier).do("GET", "/Users", "")
+		if code != 403 || body["type"] != problems+"plan-gate" || !strings.Contains(body["detail"].(string), "Enterprise") {
+			t.Fatalf("SCIM on Premier: %d %v", code, body)
+		}
+
+		ent := atlanAccount(t, c, "enterprise", 3)
+		s := scimOf(ent)
+		code, body = s.do("GET", "/Users", "")
+		if code != 403 || body["type"] != problems+"plan-gate" || !strings.Contains(body["detail"].(string), "single sign-on") {
+			t.Fatalf("SCIM on Enterprise without SSO: %d %v", code, body)
+		}
+		sso(ent)
+		awaitSeats(t, c, ent, 1)
+		code, user := s.do("POST", "/Users", `{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":"dee@atlan.test","active":true,
+			"name":{"givenName":"Dee","familyName":"Data"},"emails":[{"primary":true,"value":"dee@atlan.test"}]}`)
+		if code != 201 {
+			t.Fatalf("SCIM create on Enterprise with SSO: %d %v", code, user)
+		}
+		id := user["id"].(string)
+		time.Sleep(100 * time.Millisecond)
+		if seatsUsed(c, ent)["used"] != 1.0 {
+			t.Fatalf("a provisioned, pending user holds a seat: %v", seatsUsed(c, ent))
+		}
+		idp.QueueUser(&mockoidc.MockUser{Subject: "okta-dee", Email: "dee@atlan.test", EmailVerified: true})
+		code, sess, _ := signOn(t, newBrowser(t), h, ent.id)
+		if code != 200 || sess["technician_id"] != id {
+			t.Fatalf("sign-on: %d %v", code, sess)
+		}
+		awaitSeats(t, c, ent, 2)
+		token := sess["session_token"].(string)
+		if code, _ := c.do("GET", "/v1/auth/sessions", token, nil); code != 200 {
+			t.Fatalf("session: %d", code)
+		}
+		code, body = s.do("PATCH", "/Users/"+id, `{"schemas":["urn:ietf:params:scim:api:messages:2.0:PatchOp"],"Operations":[{"op":"replace","value":{"active":false}}]}`)
+		if code != 200 || body["active"] != false {
+			t.Fatalf("SCIM deactivate: %d %v", code, body)
+		}
+		if _, tech := c.do("GET", "/v1/accounts/"+ent.id+"/technicians/"+id, ent.token, nil); tech["status"] != "disabled" {
+			t.Fatalf("after SCIM deactivation: %v", tech)
+		}
+		awaitSeats(t, c, ent, 1)
+		if code, _ := c.do("GET", "/v1/auth/sessions", token, nil); code != 401 {
+			t.Fatalf("the deactivated user's session: %d", code)
+		}
+	})
+}
+
+// acceptInvite invites email with role and accepts with a password; it
+// returns the technician id once the role is applied.
+func acceptInvite(t *testing.T, c client, mailDir string, acc account, email, role string) string {
+	t.Helper()
+	code, body := c.do("POST", "/v1/accounts/"+acc.id+"/invitations", acc.token, map[string]any{"emails": []string{email}, "base_role": role})
+	if code != 201 {
+		t.Fatalf("invite %s: %d %v", email, code, body)
+	}
+	id := body["data"].([]any)[0].(map[string]any)["technician_id"].(string)
+	m := awaitMail(t, mailDir, email, "")
+	if code, p := c.do("POST", "/v1/auth/password", "", map[string]any{"token": m.Token, "password": "correct horse battery"}); code != 204 {
+		t.Fatalf("accept %s: %d %v", email, code, p)
+	}
+	svctest.Eventually(t, role+" applied to "+email, func() bool {
+		_, got := c.do("GET", "/v1/accounts/"+acc.id+"/technicians/"+id, acc.token, nil)
+		return got["role"] == role
+	})
+	return id
+}
+
+// I-9, I-7, S-2, O-2: the sole Admin can be neither deactivated nor
+// demoted until another is promoted; a deactivated user cannot log in,
+// their sessions die and their seat is free.
+func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, db string) {
+		c, mailDir, _ := atlanHost(t, db)
+		acc := atlanAccount(t, c, "starter", 3)
+		base := "/v1/accounts/" + acc.id
+		// The first admin accepts their invitation: no second seat.
+		m := awaitMail(t, mailDir, "admin@atlan.test", "")
+		if code, p := c.do("POST", "/v1/auth/password", "", map[string]any{"token": m.Token, "password": "correct horse battery"}); code != 204 {
+			t.Fatalf("admin accepts: %d %v", code, p)
+		}
+		awaitSeats(t, c, acc, 1)
+		svctest.Eventually(t, "the admin is known to identity", func() bool {
+			code, body := c.do("POST", base+"/technicians/"+acc.adminID+"/disable", acc.token, nil)
+			return code == 409 && problemType(body) == problems+"last-admin"
+		})
+		code, body := c.do("PUT", base+"/technicians/"+acc.adminID+"/role", acc.token, map[string]any{"role": "Member"})
+		if code != 409 || problemType(body) != problems+"last-admin" {
+			t.Fatalf("demote the sole admin: %d %v", code, body)
+		}
+
+		mia := acceptInvite(t, c, mailDir, acc, "mia@atlan.test", "Member")
+		awaitSeats(t, c, acc, 2)
+		code, s := login(c, acc.id, "mia@atlan.test", "correct horse battery")
+		if code != 200 {
+			t.Fatalf("login: %d %v", code, s)
+		}
+		// Promote Mia, then the first admin can go.
+		if code, body := c.do("PUT", base+"/technicians/"+mia+"/role", acc.token, map[string]any{"role": "Admin"}); code != 200 {
+			t.Fatalf("promote: %d %v", code, body)
+		}
+		svctest.Eventually(t, "the first admin deactivated once Mia is Admin", func() bool {
+			code, _ := c.do("POST", base+"/technicians/"+acc.adminID+"/disable", acc.token, nil)
+			return code == 200
+		})
+		awaitSeats(t, c, acc, 1)
+		if code, _ := login(c, acc.id, "admin@atlan.test", "correct horse battery"); code != 401 {
+			t.Fatalf("a deactivated user logs in: %d", code)
+		}
+		// Now Mia is the sole Admin.
+		code, body = c.do("POST", base+"/technicians/"+mia+"/disable", acc.token, nil)
+		if code != 409 || problemType(body) != problems+"last-admin" {
+			t.Fatalf("deactivate the sole admin: %d %v", code, body)
+		}
+		if code, _ := c.do("GET", "/v1/auth/sessions", s["session_token"].(string), nil); code != 200 {
+			t.Fatalf("Mia's session: %d", code)
 		}
 	})
 }

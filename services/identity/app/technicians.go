@@ -146,9 +146,13 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 	} else if !errors.Is(err, ErrNotFound) {
 		return idempotency.Result{}, err
 	}
-	reservation, err := a.reserveSeat(ctx, acc.ID, req.ConfirmSeatPurchase)
-	if err != nil {
-		return idempotency.Result{}, err
+	// S-2: where seats are taken on acceptance (atlan), none is reserved now.
+	reservation, stored := "", domain.SeatAwaitsAcceptance
+	if !prof.Identity.SeatOnAcceptance() {
+		if reservation, err = a.reserveSeat(ctx, acc.ID, req.ConfirmSeatPurchase); err != nil {
+			return idempotency.Result{}, err
+		}
+		stored = reservation
 	}
 	now := a.Now().UTC().Truncate(time.Microsecond)
 	return idempotency.Do(ctx, a.DB, idempotency.Request{Scope: scope, Key: idemKey, Body: body}, func(tx *sql.Tx) (int, any, error) {
@@ -159,7 +163,7 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 		if req.Role != "" {
 			t.RequestedRole = &req.Role
 		}
-		if err := a.Technicians.AddTechnician(ctx, tx, t, reservation); err != nil {
+		if err := a.Technicians.AddTechnician(ctx, tx, t, stored); err != nil {
 			if store.IsUniqueViolation(err) { // the same email added concurrently
 				return 0, nil, domain.ErrEmailInUse(req.Email)
 			}
