@@ -7,7 +7,7 @@ PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/..
          roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
          roster.dev/services/audit/... roster.dev/services/roster/...
 
-.PHONY: run build test vet fuzz proto proto-check tools clean
+.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -34,16 +34,42 @@ FUZZ := roster.dev/pkg/httpx:FuzzBearerToken \
         roster.dev/services/identity/domain:FuzzSecurityPolicy \
         roster.dev/services/identity/domain:FuzzSSOConfig \
         roster.dev/services/identity/ports:FuzzLoginBody \
-        roster.dev/services/identity/ports:FuzzTokenBody
+        roster.dev/services/identity/ports:FuzzTokenBody \
+        roster.dev/services/identity/domain:FuzzWebhook \
+        roster.dev/services/identity/domain:FuzzFilter \
+        roster.dev/services/identity/domain:FuzzPatch \
+        roster.dev/services/identity/domain:FuzzParseImport \
+        roster.dev/services/audit/domain:FuzzFastCanonical
 fuzz:
 	@set -eo pipefail; for t in $(FUZZ); do \
 	  echo "fuzz $${t#*:} ($(FUZZTIME))"; \
 	  $(GO) test -run '^$$' -fuzz "^$${t#*:}$$" -fuzztime $(FUZZTIME) "$${t%%:*}" | tail -1; \
 	done
 
+## bench: build roster and measure it as users run it (bench/main.go):
+## writes bench/results.json, prints the table; BENCH_FLAGS=-full for
+## issue 11's sizes (docs/performance.md)
+BENCH_FLAGS ?=
+bench: build
+	$(GO) run ./bench -roster $(BIN)/roster $(BENCH_FLAGS)
+
+## chaos: the crash-consistency harness in its long mode (make test runs
+## the short all-in-one one): CHAOS_KILLS kill -9s under a bulk onboarding,
+## of roster serve, then of one of four `roster serve <service>` processes
+## on PostgreSQL or of the nats-server; then the invariants
+## (docs/reliability.md). Installs nats-server v2.15.2 when missing.
+CHAOS_KILLS ?= 50
+NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/nats-server)
+chaos: $(NATS_SERVER)
+	set -o pipefail; ROSTER_CHAOS_KILLS=$(CHAOS_KILLS) ROSTER_CHAOS_SEPARATE=1 PATH="$(dir $(NATS_SERVER)):$$PATH" \
+	  $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster \
+	  | grep --line-buffered -v 'level=' | tee chaos.log | grep --line-buffered -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
+$(NATS_SERVER):
+	GOFLAGS= GOBIN=$(abspath $(dir $(NATS_SERVER))) $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
+
 vet:
-	$(GO) vet $(PKGS)
-	@unformatted=$$(gofmt -l pkg services proto | grep -v '\.pb\.go$$' || true); \
+	$(GO) vet $(PKGS) roster.dev/bench/...
+	@unformatted=$$(gofmt -l pkg services proto bench | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 ## tools: buf and protoc-gen-go at the versions pinned in proto/tools/go.mod

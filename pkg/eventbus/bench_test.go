@@ -19,12 +19,18 @@ import (
 //
 //	go test -run '^$' -bench OutboxToInbox -benchtime 5000x roster.dev/pkg/eventbus
 func BenchmarkOutboxToInbox(b *testing.B) {
+	for _, batch := range []int{1, 256} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) { benchOutboxToInbox(b, batch) })
+	}
+}
+
+func benchOutboxToInbox(b *testing.B, batch int) {
 	w := svctest.NewNATS(b)
 	prodDB := svctest.OpenDB(b, "", w.Dir, "identity")
 	consDB := svctest.OpenDB(b, "", w.Dir, "seatbilling")
 	prod := svctest.StartBus(b, eventbus.Config{Service: "identity", DB: prodDB, Connect: w.Connect}, nil)
 	var applied atomic.Int64
-	svctest.StartBus(b, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect}, func(bus *eventbus.Bus) {
+	svctest.StartBus(b, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: batch}, func(bus *eventbus.Bus) {
 		eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
 			applied.Add(1)
 			return nil

@@ -28,6 +28,7 @@ import (
 	"roster.dev/pkg/inbox"
 	"roster.dev/pkg/outbox"
 	"roster.dev/pkg/store"
+	commonv1 "roster.dev/proto/roster/common/v1"
 )
 
 // Config of one service's bus.
@@ -41,7 +42,8 @@ type Config struct {
 	Connect func(name string) (*nats.Conn, error)
 	Logger  *slog.Logger
 	// MaxDeliver is how many deliveries an event gets before it goes to the
-	// dead-letter subject (default 5).
+	// dead-letter subject (default: at least 5, and enough that the retries
+	// span twice AckWait; see defaultMaxDeliver).
 	MaxDeliver int
 	// AckWait is how long JetStream waits for an ack before redelivering
 	// (default 30 s); a handler still running then is cancelled.
@@ -49,6 +51,10 @@ type Config struct {
 	// RetryBackoff is the first redelivery delay after a failure, doubled on
 	// each further failure up to 30 s (default 200 ms).
 	RetryBackoff time.Duration
+	// Batch, when above 1, makes every consumer of this bus fetch up to
+	// Batch events at a time and apply them in one transaction (batch.go):
+	// one commit instead of Batch. Default 1: one transaction per event.
+	Batch int
 	// Now is the clock that stamps occurred_at (default time.Now); the host
 	// gives it the services' clock so events agree with the state they
 	// describe when tests fix or move it.
@@ -91,14 +97,14 @@ func New(cfg Config) (*Bus, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	if cfg.MaxDeliver <= 0 {
-		cfg.MaxDeliver = 5
-	}
 	if cfg.AckWait <= 0 {
 		cfg.AckWait = 30 * time.Second
 	}
 	if cfg.RetryBackoff <= 0 {
 		cfg.RetryBackoff = 200 * time.Millisecond
+	}
+	if cfg.MaxDeliver <= 0 {
+		cfg.MaxDeliver = defaultMaxDeliver(cfg.AckWait, cfg.RetryBackoff)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -205,8 +211,24 @@ func (b *Bus) Run(ctx context.Context) error {
 		return err
 	}
 	router.AddMiddleware(middleware.Recoverer)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var consumerConns []*nats.Conn
+	var batchers []*batchConsumer
+	defer func() {
+		for _, c := range batchers {
+			c.close()
+		}
+	}()
 	for _, source := range b.sources() {
+		if b.cfg.Batch > 1 {
+			c, err := b.addBatchConsumer(ctx, source)
+			if err != nil {
+				return err
+			}
+			batchers = append(batchers, c)
+			continue
+		}
 		conn, err := b.addConsumer(router, source)
 		if err != nil {
 			return err
@@ -214,8 +236,6 @@ func (b *Bus) Run(ctx context.Context) error {
 		consumerConns = append(consumerConns, conn)
 	}
 
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	// The router gets a context of its own, cancelled only after the
 	// consumers' connections are drained: watermill-nats closes a
 	// subscriber's output channel as soon as its context ends, while a NATS
@@ -254,8 +274,13 @@ func (b *Bus) Run(ctx context.Context) error {
 		}
 	}()
 	<-ctx.Done()
-	// Stop taking events: draining unsubscribes and waits for the callbacks
-	// in flight, whose events the still-running router applies and acks.
+	// Stop taking events: batch consumers finish the batch in hand;
+	// draining unsubscribes and waits for the callbacks in flight, whose
+	// events the still-running router applies and acks.
+	for _, c := range batchers {
+		c.close()
+	}
+	batchers = nil
 	b.drain(consumerConns)
 	stopRouter()
 	_ = router.Close()
@@ -358,62 +383,94 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 // message): it goes to the dead-letter subject at once.
 type permanentError struct{ error }
 
-func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
-	tracer := otel.Tracer("roster.dev/pkg/eventbus")
-	return func(msg *message.Message) error {
-		if reason := msg.Metadata.Get(mdDecodeFailed); reason != "" {
-			return permanentError{errors.New(reason)}
+// decoded is an event read from a delivery, with the handler it goes to.
+type decoded struct {
+	typ  protoreflect.FullName
+	ev   Event
+	fn   func(context.Context, *sql.Tx, Event) error
+	meta *commonv1.EventMeta
+}
+
+// decode reads a delivery of source's stream. ok is false for a type no
+// handler wants (acked and counted as ignored); a permanentError for what
+// no retry can read.
+func (b *Bus) decode(source string, msg *message.Message) (d decoded, ok bool, err error) {
+	if reason := msg.Metadata.Get(mdDecodeFailed); reason != "" {
+		return decoded{}, false, permanentError{errors.New(reason)}
+	}
+	typ := protoreflect.FullName(msg.Metadata.Get(HeaderType))
+	b.mu.Lock()
+	h, typed := b.handlers[typ]
+	all := b.all[source]
+	b.mu.Unlock()
+	var newMsg func() proto.Message
+	var fn func(context.Context, *sql.Tx, Event) error
+	switch {
+	case typed:
+		newMsg, fn = h.newMsg, h.fn
+	case all != nil:
+		mt, err := protoregistry.GlobalTypes.FindMessageByName(typ)
+		if err != nil {
+			return decoded{typ: typ}, false, permanentError{fmt.Errorf("unknown event type %q", typ)}
 		}
-		typ := protoreflect.FullName(msg.Metadata.Get(HeaderType))
-		b.mu.Lock()
-		h, typed := b.handlers[typ]
-		all := b.all[source]
-		b.mu.Unlock()
-		var newMsg func() proto.Message
-		var fn func(context.Context, *sql.Tx, Event) error
-		switch {
-		case typed:
-			newMsg, fn = h.newMsg, h.fn
-		case all != nil:
-			mt, err := protoregistry.GlobalTypes.FindMessageByName(typ)
-			if err != nil {
-				return permanentError{fmt.Errorf("unknown event type %q", typ)}
-			}
-			newMsg, fn = func() proto.Message { return mt.New().Interface() }, all
-		default:
-			consumed.WithLabelValues(b.cfg.Service, consumer, string(typ), "ignored").Inc()
+		newMsg, fn = func() proto.Message { return mt.New().Interface() }, all
+	default:
+		return decoded{typ: typ}, false, nil
+	}
+	pm := newMsg()
+	if err := proto.Unmarshal(msg.Payload, pm); err != nil {
+		return decoded{typ: typ}, false, permanentError{fmt.Errorf("decode %s: %w", typ, err)}
+	}
+	ev, isEvent := pm.(Event)
+	if !isEvent || ev.GetMeta().GetEventId() == "" {
+		return decoded{typ: typ}, false, permanentError{fmt.Errorf("%s carries no event id", typ)}
+	}
+	return decoded{typ: typ, ev: ev, fn: fn, meta: ev.GetMeta()}, true, nil
+}
+
+// span starts the consumer span of d, continuing the trace the delivery
+// carries, and the context its handler runs in.
+func (b *Bus) span(consumer string, msg *message.Message, d decoded) (context.Context, trace.Span) {
+	ctx := propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
+	ctx, span := otel.Tracer("roster.dev/pkg/eventbus").Start(ctx, "process "+string(d.typ.Name()),
+		trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(
+			attribute.String("messaging.system", "nats"),
+			attribute.String("messaging.consumer.group.name", consumer),
+			attribute.String("messaging.message.id", d.meta.GetEventId()),
+			attribute.String("roster.account_id", d.meta.GetAccountId()),
+		))
+	return withCause(ctx, d.meta), span
+}
+
+// claimAndApply applies d in tx unless the inbox has it already; it
+// reports whether it applied.
+func claimAndApply(ctx context.Context, tx *sql.Tx, consumer string, d decoded) (bool, error) {
+	first, err := inbox.Claim(ctx, tx, consumer, d.meta.GetEventId())
+	if err != nil || !first {
+		return false, err
+	}
+	return true, d.fn(ctx, tx, d.ev)
+}
+
+func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
+	return func(msg *message.Message) error {
+		d, ok, err := b.decode(source, msg)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			consumed.WithLabelValues(b.cfg.Service, consumer, string(d.typ), "ignored").Inc()
 			return nil
 		}
-		pm := newMsg()
-		if err := proto.Unmarshal(msg.Payload, pm); err != nil {
-			return permanentError{fmt.Errorf("decode %s: %w", typ, err)}
-		}
-		ev, ok := pm.(Event)
-		if !ok || ev.GetMeta().GetEventId() == "" {
-			return permanentError{fmt.Errorf("%s carries no event id", typ)}
-		}
-		meta := ev.GetMeta()
-
-		ctx := propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
-		ctx, span := tracer.Start(ctx, "process "+string(typ.Name()),
-			trace.WithSpanKind(trace.SpanKindConsumer),
-			trace.WithAttributes(
-				attribute.String("messaging.system", "nats"),
-				attribute.String("messaging.consumer.group.name", consumer),
-				attribute.String("messaging.message.id", meta.GetEventId()),
-				attribute.String("roster.account_id", meta.GetAccountId()),
-			))
+		ctx, span := b.span(consumer, msg, d)
 		defer span.End()
-		ctx = withCause(ctx, meta)
 
 		applied := false
-		err := b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-			first, err := inbox.Claim(ctx, tx, consumer, meta.GetEventId())
-			if err != nil || !first {
-				return err
-			}
-			applied = true
-			return fn(ctx, tx, ev)
+		err = b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+			var err error
+			applied, err = claimAndApply(ctx, tx, consumer, d)
+			return err
 		})
 		if err != nil {
 			span.RecordError(err)
@@ -421,13 +478,13 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 			return err
 		}
 		if b.afterCommit != nil {
-			b.afterCommit(meta.GetEventId())
+			b.afterCommit(d.meta.GetEventId())
 		}
 		outcome := "applied"
 		if !applied {
 			outcome = "duplicate"
 		}
-		consumed.WithLabelValues(b.cfg.Service, consumer, string(typ), outcome).Inc()
+		consumed.WithLabelValues(b.cfg.Service, consumer, string(d.typ), outcome).Inc()
 		return nil
 	}
 }
@@ -531,6 +588,24 @@ func (q quietClosed) With(fields watermill.LogFields) watermill.LoggerAdapter {
 
 // backoff is the redelivery delay after the n-th failed delivery.
 type backoff struct{ base, max time.Duration }
+
+// defaultMaxDeliver is the smallest delivery count, at least 5, whose
+// retry delays add up to twice ackWait. An event often depends on an
+// earlier one (FirstLogin on TechnicianCreated); when the consumer is
+// killed holding the earlier one unacked, JetStream redelivers it only
+// after ackWait, while the later one is delivered at once to the
+// restarted consumer and fails until the earlier one is applied. Its
+// retries must outlast that wait, or it is dead-lettered and its effect
+// lost (found by the crash-consistency harness, issue 11).
+func defaultMaxDeliver(ackWait, base time.Duration) int {
+	d := backoff{base: base, max: 30 * time.Second}
+	n, waited := 1, time.Duration(0)
+	for n < 5 || waited < 2*ackWait {
+		waited += d.WaitTime(uint64(n))
+		n++
+	}
+	return n
+}
 
 func (d backoff) WaitTime(n uint64) time.Duration {
 	w := d.base

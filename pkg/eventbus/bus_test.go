@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -219,6 +220,48 @@ func TestPoisonEventIsDeadLetteredWithoutBlockingOthers(t *testing.T) {
 	})
 }
 
+// An event that fails until an earlier one arrives is not dead-lettered
+// while that earlier one may still be redelivered: after a consumer is
+// killed holding an event unacked, JetStream redelivers it only after
+// AckWait, while the events behind it reach the restarted consumer at
+// once. With the default MaxDeliver their retries span twice AckWait.
+// Found by TestChaosAllInOne (issue 11): FirstLogin was dead-lettered by
+// rolepolicy ("technician not found") and the role never applied.
+func TestEventWaitingForAnEarlierOneOutlastsAckWait(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := svctest.NewNATS(t)
+		prod := svctest.StartProducer(t, w, dbURL, "identity")
+		consDB := openDB(t, dbURL, w.Dir, "seatbilling")
+		const ackWait = 2 * time.Second
+		var mu sync.Mutex
+		var first time.Time
+		svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, AckWait: ackWait, RetryBackoff: 50 * time.Millisecond},
+			func(b *eventbus.Bus) {
+				eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+					mu.Lock()
+					defer mu.Unlock()
+					if first.IsZero() {
+						first = time.Now()
+					}
+					// The earlier event comes back one AckWait after the
+					// crash, and a little more.
+					if time.Since(first) < ackWait+500*time.Millisecond {
+						return errors.New("technician not found")
+					}
+					return recordEffect(ctx, tx, ev)
+				})
+			})
+		prod.Emit(t, "acc_test", technician("late@example.com"))
+		svctest.Eventually(t, "the event applied", func() bool {
+			return countEffects(t, consDB, "WHERE email = 'late@example.com'") == 1 ||
+				svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER") != 0
+		})
+		if n := svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER"); n != 0 {
+			t.Fatalf("dead-lettered after %v of retries, within the AckWait of %v", time.Since(first).Round(time.Millisecond), ackWait)
+		}
+	})
+}
+
 // Crash tests run a second copy of this test binary as the process that
 // dies; childEnv tells it which part to play.
 const childEnv = "ROSTER_EVENTBUS_CHILD"
@@ -232,7 +275,8 @@ func runChild() int {
 		return 1
 	}
 	connect := natsembed.Connector(os.Getenv("CHILD_NATS"))
-	b, err := eventbus.New(eventbus.Config{Service: os.Getenv("CHILD_SERVICE"), DB: db, Connect: connect, AckWait: 2 * time.Second})
+	batch, _ := strconv.Atoi(os.Getenv("CHILD_BATCH"))
+	b, err := eventbus.New(eventbus.Config{Service: os.Getenv("CHILD_SERVICE"), DB: db, Connect: connect, AckWait: 2 * time.Second, Batch: batch})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -276,11 +320,12 @@ func runChild() int {
 	return 1
 }
 
-func runCrashingChild(t *testing.T, role, service, dbURL string, w *svctest.World) {
+func runCrashingChild(t *testing.T, role, service, dbURL string, w *svctest.World, env ...string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childEnv+"="+role, "CHILD_DB="+dbURL, "CHILD_DIR="+w.Dir,
 		"CHILD_SERVICE="+service, "CHILD_NATS="+w.ClientURL())
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stderr = os.Stderr
 	done := make(chan error, 1)
 	if err := cmd.Start(); err != nil {
@@ -343,6 +388,45 @@ func TestConsumerKilledBeforeAckAppliesOnce(t *testing.T) {
 				svctest.Eventually(t, "redelivery to be acknowledged", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
 				if n := countEffects(t, consDB, ""); n != 1 {
 					t.Fatalf("event applied %d times, want exactly 1", n)
+				}
+			})
+		})
+	}
+}
+
+// A batch consumer killed after its batch's commit and before the acks,
+// or inside the batch's transaction, applies every event exactly once
+// after a restart: the inbox drops the committed ones when they come again.
+func TestBatchConsumerKilledMidBatchAppliesOnce(t *testing.T) {
+	for _, role := range []string{"die-after-commit", "die-before-commit"} {
+		t.Run(role, func(t *testing.T) {
+			svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+				w := svctest.NewNATS(t)
+				prod := svctest.StartProducer(t, w, dbURL, "identity")
+				var evs []eventbus.Event
+				for j := range 20 {
+					evs = append(evs, technician(fmt.Sprintf("k%02d@example.com", j)))
+				}
+				prod.Emit(t, "acc_test", evs...)
+				svctest.Eventually(t, "the events on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == 20 })
+
+				runCrashingChild(t, role, "seatbilling", dbURL, w, "CHILD_BATCH=16")
+
+				consDB := openDB(t, dbURL, w.Dir, "seatbilling")
+				n := countEffects(t, consDB, "")
+				if (role == "die-after-commit") != (n > 1) {
+					t.Fatalf("after the crash: %d effects", n)
+				}
+				svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, AckWait: 2 * time.Second, Batch: 16},
+					func(b *eventbus.Bus) { eventbus.On(b, recordEffect) })
+				svctest.Eventually(t, "every event applied", func() bool { return countEffects(t, consDB, "") >= 20 })
+				svctest.Eventually(t, "redeliveries acknowledged", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+				if n := countEffects(t, consDB, ""); n != 20 {
+					t.Fatalf("%d effects, want each of the 20 events once", n)
+				}
+				var dup int
+				if err := consDB.QueryRow(`SELECT count(*) FROM (SELECT event_id FROM effects GROUP BY event_id HAVING count(*) > 1) d`).Scan(&dup); err != nil || dup != 0 {
+					t.Fatalf("%d events applied twice (%v)", dup, err)
 				}
 			})
 		})

@@ -25,6 +25,10 @@ var (
 		Name: "roster_events_deadlettered_total",
 		Help: "Events moved to roster.deadletter.<consumer> after MaxDeliver failed deliveries.",
 	}, []string{"service", "consumer", "type"})
+	batchFallbacks = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "roster_event_batches_split_total",
+		Help: "Batches whose transaction failed, so their events were applied one by one (Config.Batch).",
+	}, []string{"service", "consumer"})
 )
 
 // lagCollector reports, at scrape time, how many events each consumer of

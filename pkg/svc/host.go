@@ -184,7 +184,8 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 		if err := idempotency.Init(ctx, db); err != nil {
 			return nil, err
 		}
-		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now, AckWait: cfg.AckWait})
+		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now, AckWait: cfg.AckWait,
+			Batch: EventBatch(s)})
 		if err != nil {
 			return nil, err
 		}

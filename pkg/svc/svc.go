@@ -41,6 +41,22 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
+// Batcher is a Service whose event consumers apply up to EventBatch()
+// events per transaction (eventbus.Config.Batch): the audit service, whose
+// appends are sequential per account anyway.
+type Batcher interface {
+	EventBatch() int
+}
+
+// EventBatch is s's eventbus.Config.Batch: 0 (one event per transaction)
+// unless s is a Batcher.
+func EventBatch(s Service) int {
+	if b, ok := s.(Batcher); ok {
+		return b.EventBatch()
+	}
+	return 0
+}
+
 // Deps is what the host gives a service.
 type Deps struct {
 	DB       *store.DB

@@ -104,8 +104,24 @@ func TestAuditConsumerKilledDuringABurst(t *testing.T) {
 			if kills >= 40 {
 				t.Fatalf("after %d kills only %d of %d events are recorded", kills, recorded(), total)
 			}
+			// Kill each child only once it has recorded something, at a
+			// random moment after that: a slow start (race detector, busy
+			// machine) must not turn the test into forty kills during
+			// start-up with no work done.
+			before := recorded()
 			cmd, done := start()
-			time.Sleep(time.Duration(150+rand.IntN(450)) * time.Millisecond)
+			progress := time.Now().Add(20 * time.Second)
+			for recorded() == before && emitted.Load() > before {
+				select {
+				case err := <-done:
+					t.Fatalf("the audit child stopped by itself: %v", err)
+				case <-time.After(20 * time.Millisecond):
+				}
+				if time.Now().After(progress) {
+					t.Fatalf("the audit child recorded nothing in 20 s (%d recorded, %d emitted)", before, emitted.Load())
+				}
+			}
+			time.Sleep(time.Duration(rand.IntN(300)) * time.Millisecond)
 			select {
 			case err := <-done:
 				t.Fatalf("the audit child stopped by itself: %v", err)

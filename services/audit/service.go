@@ -50,7 +50,13 @@ type Service struct {
 var (
 	_ svc.Service = (*Service)(nil)
 	_ svc.Runner  = (*Service)(nil)
+	_ svc.Batcher = (*Service)(nil)
 )
+
+// EventBatch: the audit appends up to 256 events' records per transaction
+// when events queue up (A-2 keeps one order per account; a batch is applied
+// in stream order).
+func (s *Service) EventBatch() int { return 256 }
 
 // New returns the audit service with default options.
 func New() *Service { return NewWith(Options{}) }

@@ -78,7 +78,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 
 	as := []string{"--server=" + h.URL(), "--token=" + acc.token, "--account=" + acc.id}
 	var recs []auditRow
-	svctest.EventuallySeen(t, "the seat released by the disable in the audit log", func() bool {
+	svctest.EventuallySeen(t, "the whole lifecycle in the audit log", func() bool {
 		out, err := runAudit(t, append([]string{"audit", "ls", "--all", "--json", "--limit=500"}, as...)...)
 		if err != nil {
 			return false
@@ -90,7 +90,20 @@ func TestAuditOfALifecycle(t *testing.T) {
 				recs = append(recs, r)
 			}
 		}
-		return slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == "seat.released" })
+		// Done when each service's last effect is in: identity's disable,
+		// seatbilling's seat release and Tess's Admin role (applied at her
+		// first login, whenever rolepolicy sees it). The three streams are
+		// consumed independently, so any of them can be the last.
+		admin := false
+		for _, r := range recs {
+			if r.Action == "role.assigned" && r.Target.ID == tess {
+				admin = r.Data["role_name"] == "Admin"
+			}
+		}
+		has := func(action string) bool {
+			return slices.ContainsFunc(recs, func(r auditRow) bool { return r.Action == action })
+		}
+		return admin && has("seat.released") && has("technician.disabled")
 	}, func() string { return fmt.Sprint(actionsOf(recs)) })
 	// A-1: exactly these actions; each service's in the order it emitted
 	// them (the three streams interleave in the chain).
@@ -220,7 +233,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 
 	// A-2: tampering in the database, each kind found at its sequence by
 	// `roster audit verify`; the chain is put back after each.
-	db, err := sql.Open("sqlite", filepath.Join(dir, "audit.db"))
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "audit.db")+"?_pragma=busy_timeout(10000)")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -247,7 +260,7 @@ func TestAuditOfALifecycle(t *testing.T) {
 			`UPDATE audit_records SET sequence = -(sequence + 1) WHERE account_id = ?1 AND sequence >= 7`,
 			`UPDATE audit_records SET sequence = -sequence WHERE account_id = ?1 AND sequence < 0`,
 			`INSERT INTO audit_records SELECT account_id, 7, 'aud_forged', action, actor_type, actor_id, target_type, target_id, time,
-				correlation_id, data, source_address, prev_hash, hash, time_hwm FROM saved WHERE sequence = 6`}},
+				correlation_id, data, source_address, prev_hash, hash, time_hwm, late FROM saved WHERE sequence = 6`}},
 		{"reordered", 7, []string{
 			`UPDATE audit_records SET sequence = -1 WHERE account_id = ?1 AND sequence = 7`,
 			`UPDATE audit_records SET sequence = 7 WHERE account_id = ?1 AND sequence = 8`,

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -92,6 +93,20 @@ func serveCommand(stdout, stderr io.Writer) *cobra.Command {
 			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// ROSTER_CPU_PROFILE: a CPU profile of the whole run, written
+			// at shutdown (`make bench` profiles the lifecycle run with it;
+			// docs/performance.md).
+			if path := os.Getenv("ROSTER_CPU_PROFILE"); path != "" {
+				f, err := os.Create(path)
+				if err != nil {
+					return fmt.Errorf("ROSTER_CPU_PROFILE: %w", err)
+				}
+				defer f.Close()
+				if err := pprof.StartCPUProfile(f); err != nil {
+					return fmt.Errorf("ROSTER_CPU_PROFILE: %w", err)
+				}
+				defer pprof.StopCPUProfile()
+			}
 			return Serve(ctx, cfg, services, stdout, stderr)
 		},
 	}

@@ -246,11 +246,14 @@ func TestLateAndRepeatedConfirmations(t *testing.T) {
 		if len(l.Data) != 2 || byTech["tech_a"] != 3150 || byTech["tech_d"] != 5040 {
 			t.Errorf("charges = %+v, want a second of 3150 for tech_a", l.Data)
 		}
-		// Disabling someone who holds no seat changes nothing.
-		w.publish(t, acc, &identityv1.TechnicianDisabled{TechnicianId: "tech_nobody"})
+		// Disabling tech_a again changes nothing. (Disabling someone who
+		// never had a seat waits for the TechnicianCreated that seats them:
+		// TestDisableBeforeItsCreationStillFreesTheSeat.)
+		w.publish(t, acc, &identityv1.TechnicianDisabled{TechnicianId: "tech_a"})
+		w.publish(t, acc, &identityv1.TechnicianDisabled{TechnicianId: "tech_a"})
 		w.settle(t)
-		if n := w.emitted(t, acc)["seat_released"]; n != 1 {
-			t.Errorf("%d SeatReleased, want tech_a's only", n)
+		if n := w.emitted(t, acc)["seat_released"]; n != 2 {
+			t.Errorf("%d SeatReleased, want tech_a's two (before and after its re-enable)", n)
 		}
 	})
 }
@@ -340,6 +343,28 @@ func TestConcurrentReservationsNeverOversubscribe(t *testing.T) {
 		}
 		if got := w.subscription(t, acc).Seats; got != (ports.Seats{Total: 2, Used: 1, Available: 1}) {
 			t.Errorf("seats = %+v, want unchanged until confirmations", got)
+		}
+	})
+}
+
+// A crash can reorder a technician's events: TechnicianDisabled applied
+// before the TechnicianCreated that seats the technician (held unacked by a
+// killed consumer, redelivered after AckWait) left the seat occupied by a
+// disabled technician for good, billed (found by TestChaosAllInOne, issue
+// 11). The disable now waits, retried, until the seat exists, then frees it.
+func TestDisableBeforeItsCreationStillFreesTheSeat(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := newBillingWorld(t, dbURL, seatTestNow, nil)
+		const acc = "acc_reordered"
+		w.openAccount(t, acc, 3)
+		wantOutcome(t, "res_x", w.reserve(t, acc, "res_x", false), reserved)
+		w.publish(t, acc, &identityv1.TechnicianDisabled{TechnicianId: "tech_x", Reason: "left"})
+		time.Sleep(300 * time.Millisecond) // a retry or two of the disable
+		w.publish(t, acc, technicianCreated("tech_x", "res_x"))
+		w.settle(t)
+		w.waitSeats(t, acc, ports.Seats{Total: 3, Used: 1, Available: 2})
+		if n := w.rows(t, "seats", acc, "technician_id = $2 AND status = 'released'", "tech_x"); n != 1 {
+			t.Fatalf("tech_x's seat is not released (%d released rows)", n)
 		}
 	})
 }

@@ -152,7 +152,7 @@ func StartService(t testing.TB, w *World, dbURL string, s svc.Service, operatorT
 		t.Fatal(err)
 	}
 	log := testLogger(t)
-	bus = StartBus(t, eventbus.Config{Service: s.Name(), DB: db, Connect: w.Connect, Logger: log}, func(b *eventbus.Bus) {
+	bus = StartBus(t, eventbus.Config{Service: s.Name(), DB: db, Connect: w.Connect, Logger: log, Batch: svc.EventBatch(s)}, func(b *eventbus.Bus) {
 		if err := b.Init(ctx); err != nil {
 			t.Fatal(err)
 		}

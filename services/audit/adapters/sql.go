@@ -65,12 +65,17 @@ func (s Store) Append(ctx context.Context, tx *sql.Tx, r domain.Record) error {
 	if err := tx.QueryRowContext(ctx, `SELECT time_hwm FROM audit_heads WHERE account_id = $1`, r.AccountID).Scan(&hwm); err != nil {
 		return fmt.Errorf("append audit record %s #%d: %w", r.AccountID, r.Sequence, err)
 	}
+	// late (migration 0004): earlier than a record before it.
+	late := 0
+	if at < hwm {
+		late = 1
+	}
 	hwm = max(hwm, at)
 	_, err := tx.ExecContext(ctx, `INSERT INTO audit_records (account_id, sequence, id, action, actor_type, actor_id,
-			target_type, target_id, time, correlation_id, data, source_address, prev_hash, hash, time_hwm)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
+			target_type, target_id, time, correlation_id, data, source_address, prev_hash, hash, time_hwm, late)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
 		r.AccountID, r.Sequence, r.ID, r.Action, r.Actor.Type, r.Actor.ID, r.Target.Type, r.Target.ID,
-		at, r.CorrelationID, string(r.Data), r.SourceAddress, r.PrevHash, r.Hash, hwm)
+		at, r.CorrelationID, string(r.Data), r.SourceAddress, r.PrevHash, r.Hash, hwm, late)
 	if err != nil {
 		return fmt.Errorf("append audit record %s #%d: %w", r.AccountID, r.Sequence, err)
 	}
@@ -129,12 +134,29 @@ func (s Store) List(ctx context.Context, f app.Filter) ([]domain.Record, error) 
 		add(`sequence >= COALESCE((SELECT h.sequence FROM audit_records h WHERE h.account_id = $1 AND h.time_hwm >= ?
 			ORDER BY h.time_hwm, h.sequence LIMIT 1), 9223372036854775807)`, since)
 	}
+	var cutoff string
 	if !f.Until.IsZero() {
-		add("time < ?", store.Time(f.Until))
+		until := store.Time(f.Until)
+		add("time < ?", until)
+		// Past the last record whose time_hwm is before until, only late
+		// records can be in the range (migration 0004).
+		args = append(args, until)
+		cutoff = `COALESCE((SELECT h.sequence FROM audit_records h WHERE h.account_id = $1 AND h.time_hwm < $` +
+			strconv.Itoa(len(args)) + ` ORDER BY h.time_hwm DESC, h.sequence DESC LIMIT 1), 0)`
 	}
 	args = append(args, f.Limit)
-	q := `SELECT ` + recordColumns + ` FROM audit_records WHERE ` + strings.Join(where, " AND ") +
-		` ORDER BY sequence LIMIT $` + strconv.Itoa(len(args))
+	limit := `$` + strconv.Itoa(len(args))
+	cond := strings.Join(where, " AND ")
+	q := `SELECT ` + recordColumns + ` FROM audit_records WHERE ` + cond + ` ORDER BY sequence LIMIT ` + limit
+	if cutoff != "" {
+		q = `SELECT ` + recordColumns + ` FROM (
+			SELECT * FROM (SELECT ` + recordColumns + ` FROM audit_records WHERE ` + cond + ` AND sequence <= ` + cutoff +
+			` ORDER BY sequence LIMIT ` + limit + `) AS in_range
+			UNION ALL
+			SELECT * FROM (SELECT ` + recordColumns + ` FROM audit_records WHERE ` + cond + ` AND late = 1 AND sequence > ` + cutoff +
+			` ORDER BY sequence LIMIT ` + limit + `) AS late_ones
+		) AS u ORDER BY sequence LIMIT ` + limit
+	}
 	rows, err := s.DB.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("list audit records of %s: %w", f.AccountID, err)

@@ -2,7 +2,9 @@ package app
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -87,9 +89,27 @@ func (a *App) account(ctx context.Context, id string) (domain.Account, *profile.
 // subscription yet (AccountCreated is milliseconds behind).
 var ErrSubscriptionNotReady = errors.New("subscription not ready")
 
+// reservationID names the seat reservation of a request. With an
+// Idempotency-Key it is derived from the key and the body, so a client's
+// retry of a request cut short between the reservation and the commit (a
+// crash, a timeout) asks for the same reservation and reuses its hold,
+// instead of leaving it to block a seat until it expires (found by the
+// crash-consistency harness, issue 11). The key's record, kept 24 hours,
+// answers any retry that comes after the commit.
+func reservationID(scope, idemKey string, body []byte) string {
+	if idemKey == "" {
+		return NewID("res")
+	}
+	h := sha256.New()
+	for _, part := range [][]byte{[]byte(scope), []byte(idemKey), body} {
+		h.Write(part)
+		h.Write([]byte{0})
+	}
+	return "res_k" + hex.EncodeToString(h.Sum(nil))[:32]
+}
+
 // reserveSeat asks for a seat and turns "no seat" into the 402.
-func (a *App) reserveSeat(ctx context.Context, accountID string, confirm bool) (string, error) {
-	reservation := NewID("res")
+func (a *App) reserveSeat(ctx context.Context, accountID, reservation string, confirm bool) (string, error) {
 	outcome, quote, err := a.Seats.ReserveSeat(ctx, accountID, reservation, confirm)
 	// A brand-new account: seatbilling opens the subscription from
 	// AccountCreated milliseconds later. Wait a little for it (at most ~3 s)
@@ -149,7 +169,7 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 	// S-2: where seats are taken on acceptance (atlan), none is reserved now.
 	reservation, stored := "", domain.SeatAwaitsAcceptance
 	if !prof.Identity.SeatOnAcceptance() {
-		if reservation, err = a.reserveSeat(ctx, acc.ID, req.ConfirmSeatPurchase); err != nil {
+		if reservation, err = a.reserveSeat(ctx, acc.ID, reservationID(scope, idemKey, body), req.ConfirmSeatPurchase); err != nil {
 			return idempotency.Result{}, err
 		}
 		stored = reservation
@@ -340,7 +360,7 @@ func (a *App) EnableTechnician(ctx context.Context, accountID, id string, confir
 		return idempotency.Result{}, problem.New(http.StatusConflict, "technician-erased", "Technician erased",
 			"an erased technician's personal data is gone; add a new technician instead")
 	}
-	reservation, err := a.reserveSeat(ctx, accountID, confirmPurchase)
+	reservation, err := a.reserveSeat(ctx, accountID, reservationID(scope, idemKey, body), confirmPurchase)
 	if err != nil {
 		return idempotency.Result{}, err
 	}

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -27,7 +28,14 @@ type ReleaseSeat struct {
 type SeatReleaser interface {
 	LockSubscription(ctx context.Context, tx *sql.Tx, accountID string) (domain.Subscription, error)
 	ReleaseSeat(ctx context.Context, tx *sql.Tx, accountID, technicianID string, at time.Time) (bool, error)
+	SeatStatus(ctx context.Context, tx *sql.Tx, accountID, technicianID string) (domain.SeatStatus, bool, error)
 }
+
+// ErrSeatNotYetAssigned: the technician disabled has never had a seat here,
+// because the TechnicianCreated that seats it has not been applied yet. The
+// event is retried until it has: applied now, it would change nothing, and
+// the seat taken afterwards would stay with a disabled technician.
+var ErrSeatNotYetAssigned = errors.New("no seat assigned yet")
 
 // ReleaseSeatHandler handles ReleaseSeat.
 type ReleaseSeatHandler struct {
@@ -40,7 +48,8 @@ type ReleaseSeatHandler struct {
 // Handle frees the technician's seat for reuse in the same cycle at no
 // charge (S-4) and emits SeatReleased, within tx and under the account's
 // lock. The total is unchanged: disabling never reduces the licence count
-// (S-5). A technician who occupies no seat changes nothing.
+// (S-5). A technician whose seat is already released changes nothing; one
+// with no seat yet is ErrSeatNotYetAssigned (retried).
 func (h ReleaseSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ReleaseSeat) error {
 	if cmd.AccountID == "" || cmd.TechnicianID == "" {
 		return fmt.Errorf("release seat: %w: account id and technician id are required", domain.ErrMissingField)
@@ -54,6 +63,15 @@ func (h ReleaseSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ReleaseS
 		return err
 	}
 	if !released {
+		// A crash reorders: after a consumer is killed holding
+		// TechnicianCreated unacked, JetStream redelivers it only after
+		// AckWait, while TechnicianDisabled reaches the restarted consumer
+		// at once (found by the crash-consistency harness, issue 11).
+		if _, found, err := h.store.SeatStatus(ctx, tx, cmd.AccountID, cmd.TechnicianID); err != nil {
+			return err
+		} else if !found {
+			return fmt.Errorf("release seat of %s: %w; waiting for its TechnicianCreated", cmd.TechnicianID, ErrSeatNotYetAssigned)
+		}
 		h.log.InfoContext(ctx, "technician occupies no seat; nothing to release", "account_id", cmd.AccountID, "technician_id", cmd.TechnicianID)
 		return nil
 	}

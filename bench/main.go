@@ -1,0 +1,1134 @@
+// Command bench measures Roster the way users run it (issue 11, `make
+// bench`): it starts the `roster serve` binary as a child process on a
+// fresh data dir and talks to it over HTTP and NATS, and measures each
+// figure beside its baseline in the same run, so that ratios hold on a
+// noisy machine. It writes bench/results.json and prints a table;
+// docs/performance.md explains the figures.
+//
+//	go run ./bench -roster bin/roster             # default sizes, a few minutes
+//	go run ./bench -roster bin/roster -full       # issue 11's sizes
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"roster.dev/pkg/natsembed"
+	"roster.dev/pkg/rpc"
+	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
+)
+
+const operator = "bench-operator-token"
+
+type config struct {
+	roster      string
+	technicians int
+	concurrency int
+	baseline    int
+	checks      int
+	out         string
+	profile     string
+	goBench     bool
+	idle        time.Duration
+	// paced: a second lifecycle run at a fixed rate below saturation, for
+	// the request-to-audit latency (0: half the measured throughput).
+	paced     int
+	pacedRate float64
+	// deployment: all-in-one, or separate (four processes on an external
+	// nats-server, SQLite files unless db names a PostgreSQL database).
+	deployment string
+	natsServer string
+	db         string
+}
+
+func main() {
+	var c config
+	full := flag.Bool("full", false, "issue 11's sizes: 20,000 technicians, 200,000 baseline messages, 20,000 checks")
+	flag.StringVar(&c.roster, "roster", "bin/roster", "the roster binary to run (make bench builds it)")
+	flag.IntVar(&c.technicians, "technicians", 2000, "technicians created in the lifecycle run")
+	flag.IntVar(&c.concurrency, "concurrency", 32, "requests in flight at once in the lifecycle run")
+	flag.IntVar(&c.baseline, "baseline-msgs", 50000, "messages of the raw JetStream baseline")
+	flag.IntVar(&c.checks, "checks", 5000, "access checks per transport")
+	flag.StringVar(&c.out, "out", "bench/results.json", "where to write the results")
+	flag.StringVar(&c.profile, "cpuprofile", "bench/lifecycle.cpu.pprof", "CPU profile of roster serve during the lifecycle run (empty: none)")
+	flag.BoolVar(&c.goBench, "gobench", true, "also run rolepolicy's Go benchmarks (in-process check on the 10,000 × 1,000 × 1,000 fixture)")
+	flag.DurationVar(&c.idle, "idle", 5*time.Second, "how long roster serve idles before its RSS is read")
+	flag.StringVar(&c.deployment, "deployment", "all-in-one", "all-in-one, or separate: four roster serve <service> processes on an external nats-server behind a front proxy")
+	flag.StringVar(&c.natsServer, "nats-server", "nats-server", "the nats-server binary of -deployment separate (go install github.com/nats-io/nats-server/v2@v2.15.2)")
+	flag.StringVar(&c.db, "db", "", "-deployment separate: a postgres:// URL of an empty database (default: SQLite files)")
+	flag.IntVar(&c.paced, "paced", 500, "technicians of the paced run (latency below saturation)")
+	flag.Float64Var(&c.pacedRate, "paced-rate", 0, "technicians/s of the paced run (0: half the measured throughput)")
+	flag.Parse()
+	if *full {
+		c.technicians, c.baseline, c.checks = 20000, 200000, 20000
+	}
+	if err := run(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+// Results is bench/results.json.
+type Results struct {
+	Time        time.Time `json:"time"`
+	Machine     Machine   `json:"machine"`
+	Deployment  string    `json:"deployment"`
+	Lifecycle   Lifecycle `json:"lifecycle"`
+	Paced       Lifecycle `json:"lifecycle_paced"`
+	Baseline    Baseline  `json:"jetstream_baseline"`
+	Access      []Access  `json:"access_checks"`
+	Audit       Audit     `json:"audit"`
+	Footprint   Footprint `json:"footprint"`
+	NotMeasured []string  `json:"not_measured"`
+}
+
+type Machine struct {
+	CPUs      int    `json:"cpus"`
+	CPU       string `json:"cpu"`
+	GoVersion string `json:"go"`
+	OS        string `json:"os"`
+}
+
+type Lifecycle struct {
+	Technicians     int     `json:"technicians"`
+	Concurrency     int     `json:"concurrency"`
+	Rate            float64 `json:"offered_rate_per_s,omitempty"`
+	Seconds         float64 `json:"seconds"`
+	PerSecond       float64 `json:"technicians_per_s"`
+	EventsPerTech   float64 `json:"events_per_technician"`
+	EventsPerSecond float64 `json:"events_per_s"`
+	// RequestMs: the POST's own latency; ToAuditMs: from sending the POST
+	// to the last of technician.created, seat.assigned and role.assigned
+	// (Beginner) readable in the audit log over HTTP.
+	RequestMs Percentiles `json:"request_ms"`
+	ToAuditMs Percentiles `json:"request_to_audit_ms"`
+	Profile   string      `json:"cpu_profile,omitempty"`
+	FracPub   float64     `json:"fraction_of_baseline_publish"`
+	FracCons  float64     `json:"fraction_of_baseline_consume"`
+}
+
+type Baseline struct {
+	Messages       int     `json:"messages"`
+	Bytes          int     `json:"message_bytes"`
+	PublishPerSec  float64 `json:"async_publish_per_s"`
+	ConsumePerSec  float64 `json:"durable_consume_ack_per_s"`
+	PublishSeconds float64 `json:"publish_seconds"`
+	ConsumeSeconds float64 `json:"consume_seconds"`
+}
+
+type Access struct {
+	Transport string      `json:"transport"`
+	Fixture   string      `json:"fixture"`
+	OpsPerSec float64     `json:"ops_per_s"`
+	Micros    Percentiles `json:"latency_us"`
+	Note      string      `json:"note,omitempty"`
+}
+
+type Audit struct {
+	Records    int         `json:"records"`
+	VerifyMs   float64     `json:"verify_ms"`
+	QueryMs    Percentiles `json:"query_ms"`
+	QueryNote  string      `json:"query"`
+	VerifiedOK bool        `json:"verified_ok"`
+}
+
+type Footprint struct {
+	ColdStartMs    []float64 `json:"cold_start_ms"`
+	IdleRSSMB      float64   `json:"idle_rss_mb"`
+	IdlePeakRSSMB  float64   `json:"idle_peak_rss_mb"`
+	AfterTechs     int       `json:"after_technicians"`
+	AfterRSSMB     float64   `json:"after_rss_mb"`
+	AfterPeakRSSMB float64   `json:"after_peak_rss_mb"`
+}
+
+type Percentiles struct {
+	P50 float64 `json:"p50"`
+	P95 float64 `json:"p95"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func percentiles(ds []time.Duration, unit time.Duration) Percentiles {
+	if len(ds) == 0 {
+		return Percentiles{}
+	}
+	slices.Sort(ds)
+	at := func(p float64) float64 {
+		return float64(ds[int(p*float64(len(ds)-1))]) / float64(unit)
+	}
+	return Percentiles{P50: round(at(0.50)), P95: round(at(0.95)), P99: round(at(0.99)), Max: round(at(1))}
+}
+
+func round(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
+
+func run(c config) error {
+	bin, err := filepath.Abs(c.roster)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fmt.Errorf("no roster binary at %s: run make build (or make bench)", bin)
+	}
+	c.roster = bin
+	deployment := "all-in-one: roster serve (embedded NATS JetStream, SQLite files), one process on this machine"
+	switch c.deployment {
+	case "all-in-one":
+	case "separate":
+		if c.natsServer, err = exec.LookPath(c.natsServer); err != nil {
+			return fmt.Errorf("-deployment separate needs nats-server: go install github.com/nats-io/nats-server/v2@v2.15.2 (%w)", err)
+		}
+		store := "SQLite files"
+		if c.db != "" {
+			store = "PostgreSQL (a schema per service)"
+			// One database for every start: the figures after the first
+			// start are not on fresh data.
+		}
+		deployment = "separate: nats-server v2.15.2 (JetStream) + roster serve identity|seatbilling|rolepolicy|audit, five processes, " +
+			store + ", behind a front proxy in the bench process"
+	default:
+		return fmt.Errorf("-deployment must be all-in-one or separate, got %q", c.deployment)
+	}
+	res := Results{Time: time.Now().UTC(), Machine: machine(),
+		Deployment: deployment,
+		NotMeasured: []string{
+			"HRIS end-to-end (signed webhooks at a fixed rate): the HRIS routes are issue 8's, not built yet — hook: benchHRIS",
+			"CSV import rows/s and SCIM create users/s: issue 8's routes, not built yet — hook: benchBulk",
+			"audit verification of 1,000,000 records: the records here are the lifecycle run's only",
+			"the other deployment: run again with -deployment " + map[string]string{"all-in-one": "separate", "separate": "all-in-one"}[c.deployment],
+		}}
+
+	// Footprint: cold start to ready, three times on fresh data dirs, and
+	// the RSS of the last one after idling.
+	for i := range 3 {
+		ch, err := startServe(c, "")
+		if err != nil {
+			return err
+		}
+		res.Footprint.ColdStartMs = append(res.Footprint.ColdStartMs, round(float64(ch.started)/float64(time.Millisecond)))
+		if i == 2 {
+			fmt.Fprintf(os.Stderr, "idling %v for the RSS…\n", c.idle)
+			time.Sleep(c.idle)
+			res.Footprint.IdleRSSMB, res.Footprint.IdlePeakRSSMB = ch.rss()
+		}
+		if err := ch.stop(); err != nil {
+			return err
+		}
+	}
+
+	// The lifecycle run and everything measured on its data.
+	profile := ""
+	if c.profile != "" {
+		if profile, err = filepath.Abs(c.profile); err != nil {
+			return err
+		}
+	}
+	ch, err := startServe(c, profile)
+	if err != nil {
+		return err
+	}
+	defer ch.kill()
+	acc, err := createAccount(ch, c.technicians+c.paced)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "lifecycle: %d technicians, %d in flight…\n", c.technicians, c.concurrency)
+	lc, ids, msgBytes, err := lifecycle(ch, acc, c, 0, c.technicians, 0)
+	if err != nil {
+		return err
+	}
+	res.Lifecycle = lc
+	if c.paced > 0 {
+		rate := c.pacedRate
+		if rate <= 0 {
+			rate = max(1, round(lc.PerSecond/2))
+		}
+		fmt.Fprintf(os.Stderr, "lifecycle paced: %d technicians at %.1f/s…\n", c.paced, rate)
+		pl, pids, _, err := lifecycle(ch, acc, c, c.technicians, c.paced, rate)
+		if err != nil {
+			return err
+		}
+		res.Paced = pl
+		ids = append(ids, pids...)
+	}
+	res.Footprint.AfterTechs = c.technicians
+	res.Footprint.AfterRSSMB, res.Footprint.AfterPeakRSSMB = ch.rss()
+
+	fmt.Fprintln(os.Stderr, "audit verify and queries…")
+	if res.Audit, err = auditFigures(ch, acc, ids); err != nil {
+		return err
+	}
+	fmt.Fprintln(os.Stderr, "access checks over HTTP and NATS…")
+	acs, err := accessChecks(ch, acc, ids, c.checks)
+	if err != nil {
+		return err
+	}
+	res.Access = append(res.Access, acs...)
+	if err := ch.stop(); err != nil {
+		return err
+	}
+	if profile != "" {
+		res.Lifecycle.Profile = c.profile
+	}
+
+	fmt.Fprintf(os.Stderr, "JetStream baseline: %d messages of %d bytes…\n", c.baseline, msgBytes)
+	if res.Baseline, err = baseline(c.baseline, msgBytes); err != nil {
+		return err
+	}
+	if res.Baseline.PublishPerSec > 0 {
+		res.Lifecycle.FracPub = round(res.Lifecycle.EventsPerSecond / res.Baseline.PublishPerSec * 100)
+	}
+	if res.Baseline.ConsumePerSec > 0 {
+		res.Lifecycle.FracCons = round(res.Lifecycle.EventsPerSecond / res.Baseline.ConsumePerSec * 100)
+	}
+
+	if c.goBench {
+		fmt.Fprintln(os.Stderr, "rolepolicy's Go benchmarks…")
+		gb, err := goBenchmarks()
+		if err != nil {
+			return err
+		}
+		res.Access = append(gb, res.Access...)
+	}
+
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(res, "", "  ")
+	if err := os.WriteFile(c.out, append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	printTable(os.Stdout, res)
+	fmt.Printf("\nwritten: %s", c.out)
+	if profile != "" {
+		fmt.Printf(", CPU profile %s (go tool pprof -top %s %s)", c.profile, c.roster, c.profile)
+	}
+	fmt.Println()
+	return nil
+}
+
+// Hooks for issue 8's bulk paths, to be filled in when its routes land:
+// benchHRIS posts signed webhooks at a fixed rate and times 202 → usable
+// technician (seat, role, audit) like lifecycle; benchBulk times a
+// 10,000-row CSV import and 10,000 SCIM creates.
+var (
+	_ = benchHRIS
+	_ = benchBulk
+)
+
+func benchHRIS(*serve, account) error { return errors.New("HRIS webhooks: issue 8") }
+func benchBulk(*serve, account) error { return errors.New("CSV import and SCIM: issue 8") }
+
+// serve is the system under test: one `roster serve` child (all-in-one)
+// or, separately, a nats-server and four `roster serve <service>` children
+// behind a front proxy in this process (separate).
+type serve struct {
+	procs   []*proc
+	dir     string
+	url     string
+	natsURL string
+	started time.Duration
+	front   *http.Server
+}
+
+type proc struct {
+	name   string
+	cmd    *exec.Cmd
+	done   chan error
+	stderr *bytes.Buffer
+	ready  func() bool
+}
+
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (s *serve) spawn(name string, ready func() bool, exe string, env []string, args ...string) error {
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), env...)
+	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), stderr: &bytes.Buffer{}, ready: ready}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	go func() { p.done <- cmd.Wait() }()
+	s.procs = append(s.procs, p)
+	return nil
+}
+
+func readyz(url string) func() bool {
+	return func() bool {
+		res, err := http.Get(url + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}
+}
+
+func dials(addr string) func() bool {
+	return func() bool {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}
+}
+
+// awaitReady waits for every process started so far.
+func (s *serve) awaitReady(t0 time.Time) error {
+	for _, p := range s.procs {
+		for !p.ready() {
+			select {
+			case err := <-p.done:
+				s.kill()
+				return fmt.Errorf("%s exited: %v\n%s", p.name, err, p.stderr)
+			case <-time.After(5 * time.Millisecond):
+			}
+			if time.Since(t0) > time.Minute {
+				s.kill()
+				return fmt.Errorf("%s not ready in a minute", p.name)
+			}
+		}
+	}
+	return nil
+}
+
+// startServe starts the deployment on a fresh data dir and waits until
+// every process is ready: started is the cold start, exec to ready.
+func startServe(c config, cpuProfile string) (*serve, error) {
+	dir, err := os.MkdirTemp("", "roster-bench-")
+	if err != nil {
+		return nil, err
+	}
+	natsAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	s := &serve{dir: dir, natsURL: "nats://" + natsAddr}
+	env := []string{"ROSTER_OPERATOR_TOKEN=" + operator}
+	t0 := time.Now()
+	if c.deployment == "all-in-one" {
+		httpAddr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		s.url = "http://" + httpAddr
+		if cpuProfile != "" {
+			env = append(env, "ROSTER_CPU_PROFILE="+cpuProfile)
+		}
+		if err := s.spawn("roster serve", readyz(s.url), c.roster, env,
+			"serve", "--data", dir, "--http", httpAddr, "--nats-listen", natsAddr, "--log-level", "warn"); err != nil {
+			return nil, err
+		}
+		if err := s.awaitReady(t0); err != nil {
+			return nil, err
+		}
+		s.started = time.Since(t0)
+		return s, nil
+	}
+	host, port, _ := net.SplitHostPort(natsAddr)
+	if err := s.spawn("nats-server", dials(natsAddr), c.natsServer, nil,
+		"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port); err != nil {
+		return nil, err
+	}
+	if err := s.awaitReady(t0); err != nil {
+		return nil, err
+	}
+	backends := map[string]*httputil.ReverseProxy{}
+	for _, name := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+		addr, err := freePort()
+		if err != nil {
+			return nil, err
+		}
+		e := env
+		if cpuProfile != "" {
+			e = append(e, "ROSTER_CPU_PROFILE="+cpuProfile+"."+name)
+		}
+		args := []string{"serve", name, "--nats-url", s.natsURL, "--data", dir, "--http", addr, "--log-level", "warn"}
+		if c.db != "" {
+			args = append(args, "--db", c.db)
+		}
+		if err := s.spawn(name, readyz("http://"+addr), c.roster, e, args...); err != nil {
+			return nil, err
+		}
+		backends[name] = httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
+	}
+	if err := s.awaitReady(t0); err != nil {
+		return nil, err
+	}
+	s.started = time.Since(t0)
+	frontAddr, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", frontAddr)
+	if err != nil {
+		return nil, err
+	}
+	s.url = "http://" + frontAddr
+	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		backends[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+	})}
+	go s.front.Serve(ln)
+	return s, nil
+}
+
+// serviceOf is the service serving an HTTP path (api.md's routes).
+func serviceOf(path string) string {
+	switch {
+	case strings.Contains(path, "/audit"):
+		return "audit"
+	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
+		strings.Contains(path, "/seats/"):
+		return "seatbilling"
+	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
+		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
+		return "rolepolicy"
+	}
+	return "identity"
+}
+
+// stop sends SIGTERM to the roster processes, then the nats-server (the
+// CPU profiles are written on the way out), and removes the data dir.
+func (s *serve) stop() error {
+	if s.front != nil {
+		s.front.Close()
+	}
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		p := s.procs[i]
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-p.done:
+			if err != nil && p.name != "nats-server" {
+				errs = append(errs, fmt.Errorf("%s: %v\n%s", p.name, err, p.stderr))
+			}
+		case <-time.After(45 * time.Second):
+			_ = p.cmd.Process.Kill()
+			errs = append(errs, fmt.Errorf("%s did not drain in 45 s", p.name))
+		}
+	}
+	os.RemoveAll(s.dir)
+	return errors.Join(errs...)
+}
+
+func (s *serve) kill() {
+	for _, p := range s.procs {
+		_ = p.cmd.Process.Kill()
+	}
+	os.RemoveAll(s.dir)
+}
+
+// rss is the sum over the processes.
+func (s *serve) rss() (now, peak float64) {
+	for _, p := range s.procs {
+		n, k := rss(p.cmd.Process.Pid)
+		now, peak = now+n, peak+k
+	}
+	return round(now), round(peak)
+}
+
+// rss reads the resident set and its peak (VmHWM) in MB.
+func rss(pid int) (now, peak float64) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, 0
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "VmRSS:":
+			now = round(kb / 1024)
+		case "VmHWM:":
+			peak = round(kb / 1024)
+		}
+	}
+	return now, peak
+}
+
+var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 60 * time.Second}
+
+func call(method, url, token string, body any, out any) (int, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		return 0, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	res, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return 0, err
+	}
+	if out != nil && len(b) > 0 {
+		if err := json.Unmarshal(b, out); err != nil {
+			return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, b)
+		}
+	}
+	return res.StatusCode, nil
+}
+
+type account struct{ id, token string }
+
+// createAccount opens a roster account with a seat for every technician
+// (no seat purchases in the lifecycle run).
+func createAccount(s *serve, techs int) (account, error) {
+	var body struct {
+		Account  struct{ ID string } `json:"account"`
+		APIToken string              `json:"api_token"`
+	}
+	code, err := call("POST", s.url+"/v1/accounts", operator, map[string]any{
+		"name": "Bench", "profile": "roster", "plan": "pro", "billing_period": "monthly", "seats": techs + 10,
+		"admin": map[string]any{"email": "admin@bench.test", "first_name": "Ada", "last_name": "Admin"},
+	}, &body)
+	if err != nil || code != 201 {
+		return account{}, fmt.Errorf("create account: %d %v", code, err)
+	}
+	acc := account{body.Account.ID, body.APIToken}
+	for range 500 {
+		if code, _ := call("GET", s.url+"/v1/accounts/"+acc.id+"/subscription", acc.token, nil, nil); code == 200 {
+			return acc, nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return account{}, errors.New("the subscription did not open")
+}
+
+type auditRecord struct {
+	Sequence int64  `json:"sequence"`
+	Action   string `json:"action"`
+	Target   struct {
+		ID string `json:"id"`
+	} `json:"target"`
+	Data map[string]any `json:"data"`
+}
+
+// follower reads the audit log as it grows and notes when each
+// technician's three records (created, seat, Beginner role) were first
+// readable.
+type follower struct {
+	mu   sync.Mutex
+	seen map[string]uint8
+	done map[string]time.Time
+	last int64
+}
+
+var lifecycleActions = map[string]uint8{"technician.created": 1, "seat.assigned": 2, "role.assigned": 4}
+
+func (f *follower) poll(s *serve, acc account) (int, error) {
+	n := 0
+	for {
+		url := s.url + "/v1/accounts/" + acc.id + "/audit?limit=500"
+		if f.last > 0 {
+			// The audit API's cursor carries the last sequence read
+			// (services/audit/ports: "s1:" + sequence); the follower
+			// resumes after the tail it has already seen.
+			url += "&cursor=" + base64.RawURLEncoding.EncodeToString([]byte("s1:"+strconv.FormatInt(f.last, 10)))
+		}
+		var page struct {
+			Data []auditRecord `json:"data"`
+		}
+		if code, err := call("GET", url, acc.token, nil, &page); err != nil || code != 200 {
+			return n, fmt.Errorf("audit follow: %d %v", code, err)
+		}
+		now := time.Now()
+		f.mu.Lock()
+		for _, r := range page.Data {
+			f.last = r.Sequence
+			bit := lifecycleActions[r.Action]
+			if bit == 0 {
+				continue
+			}
+			f.seen[r.Target.ID] |= bit
+			if f.seen[r.Target.ID] == 7 {
+				if _, ok := f.done[r.Target.ID]; !ok {
+					f.done[r.Target.ID] = now
+					n++
+				}
+			}
+		}
+		f.mu.Unlock()
+		if len(page.Data) < 500 {
+			return n, nil
+		}
+	}
+}
+
+func streamTotals(nc *nats.Conn) (msgs, bytes uint64, err error) {
+	js, err := nc.JetStream()
+	if err != nil {
+		return 0, 0, err
+	}
+	for info := range js.StreamsInfo() {
+		if strings.HasPrefix(info.Config.Name, "ROSTER_") && info.Config.Name != "ROSTER_AUDIT" && info.Config.Name != "ROSTER_DEADLETTER" {
+			msgs += info.State.Msgs
+			bytes += info.State.Bytes
+		}
+	}
+	return msgs, bytes, nil
+}
+
+// lifecycle creates the technicians with bounded concurrency and waits
+// until each is done (audit log over HTTP); it returns the figures, the
+// technician ids and the mean size of an event on the bus.
+func lifecycle(s *serve, acc account, c config, from, count int, rate float64) (Lifecycle, []string, int, error) {
+	nc, err := nats.Connect(s.natsURL)
+	if err != nil {
+		return Lifecycle{}, nil, 0, err
+	}
+	defer nc.Close()
+	msgs0, bytes0, err := streamTotals(nc)
+	if err != nil {
+		return Lifecycle{}, nil, 0, err
+	}
+	f := &follower{seen: map[string]uint8{}, done: map[string]time.Time{}}
+	if _, err := f.poll(s, acc); err != nil {
+		return Lifecycle{}, nil, 0, err
+	}
+
+	type sent struct {
+		id    string
+		at    time.Time
+		took  time.Duration
+		email string
+	}
+	out := make([]sent, count)
+	var next atomic.Int64
+	var failed atomic.Value
+	var wg sync.WaitGroup
+	start := time.Now()
+	stopFollow := make(chan struct{})
+	followErr := make(chan error, 1)
+	go func() {
+		for {
+			select {
+			case <-stopFollow:
+				followErr <- nil
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+			if _, err := f.poll(s, acc); err != nil {
+				followErr <- err
+				return
+			}
+		}
+	}()
+	for range c.concurrency {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= count {
+					return
+				}
+				if rate > 0 {
+					time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+				}
+				email := fmt.Sprintf("tech%06d@bench.test", from+i)
+				var body struct{ ID string }
+				t0 := time.Now()
+				code, err := call("POST", s.url+"/v1/accounts/"+acc.id+"/technicians", acc.token,
+					map[string]any{"email": email, "first_name": "Tess", "last_name": strconv.Itoa(i), "role": "Billing"}, &body)
+				if err != nil || code != 201 {
+					failed.Store(fmt.Errorf("add %s: %d %v", email, code, err))
+					return
+				}
+				out[i] = sent{id: body.ID, at: t0, took: time.Since(t0), email: email}
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := failed.Load().(error); err != nil {
+		close(stopFollow)
+		return Lifecycle{}, nil, 0, err
+	}
+	deadline := time.Now().Add(10 * time.Minute)
+	for {
+		f.mu.Lock()
+		n := 0
+		for _, x := range out {
+			if _, ok := f.done[x.id]; ok {
+				n++
+			}
+		}
+		f.mu.Unlock()
+		if n == count {
+			break
+		}
+		if time.Now().After(deadline) {
+			close(stopFollow)
+			return Lifecycle{}, nil, 0, fmt.Errorf("only %d of %d technicians done in 10 minutes", n, count)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	close(stopFollow)
+	if err := <-followErr; err != nil {
+		return Lifecycle{}, nil, 0, err
+	}
+	var last time.Time
+	var req, toAudit []time.Duration
+	ids := make([]string, 0, len(out))
+	f.mu.Lock()
+	for _, x := range out {
+		d := f.done[x.id]
+		if d.After(last) {
+			last = d
+		}
+		req = append(req, x.took)
+		toAudit = append(toAudit, d.Sub(x.at))
+		ids = append(ids, x.id)
+	}
+	f.mu.Unlock()
+	elapsed := last.Sub(start)
+	msgs1, bytes1, err := streamTotals(nc)
+	if err != nil {
+		return Lifecycle{}, nil, 0, err
+	}
+	events := float64(msgs1 - msgs0)
+	size := 256
+	if msgs1 > msgs0 {
+		size = int((bytes1 - bytes0) / (msgs1 - msgs0))
+	}
+	return Lifecycle{
+		Technicians: count, Concurrency: c.concurrency, Rate: rate, Seconds: round(elapsed.Seconds()),
+		PerSecond:     round(float64(count) / elapsed.Seconds()),
+		EventsPerTech: round(events / float64(count)), EventsPerSecond: round(events / elapsed.Seconds()),
+		RequestMs: percentiles(req, time.Millisecond), ToAuditMs: percentiles(toAudit, time.Millisecond),
+	}, ids, size, nil
+}
+
+// auditFigures: verification of the account's whole chain, and the p99 of
+// an audit query (one technician's records, by target).
+func auditFigures(s *serve, acc account, ids []string) (Audit, error) {
+	var a Audit
+	var v struct {
+		OK      bool `json:"ok"`
+		Records int  `json:"records"`
+	}
+	t0 := time.Now()
+	if code, err := call("GET", s.url+"/v1/accounts/"+acc.id+"/audit/verify", acc.token, nil, &v); err != nil || code != 200 {
+		return a, fmt.Errorf("audit verify: %d %v", code, err)
+	}
+	a.VerifyMs, a.Records, a.VerifiedOK = round(float64(time.Since(t0))/float64(time.Millisecond)), v.Records, v.OK
+	var lat []time.Duration
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 500 {
+		id := ids[rng.IntN(len(ids))]
+		t := time.Now()
+		if code, err := call("GET", s.url+"/v1/accounts/"+acc.id+"/audit?target="+id, acc.token, nil, nil); err != nil || code != 200 {
+			return a, fmt.Errorf("audit query: %d %v", code, err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	a.QueryMs = percentiles(lat, time.Millisecond)
+	a.QueryNote = "GET …/audit?target=<technician> (its records), 500 random technicians, one at a time"
+	return a, nil
+}
+
+// accessChecks times checks against the running server: over HTTP (one
+// at a time, then 8 at once for throughput) and over NATS request-reply
+// from this process (TCP loopback, as a service in another process).
+func accessChecks(s *serve, acc account, ids []string, n int) ([]Access, error) {
+	var perms struct {
+		Data []struct{ ID string } `json:"data"`
+	}
+	if code, err := call("GET", s.url+"/v1/permissions?profile=roster", acc.token, nil, &perms); err != nil || code != 200 || len(perms.Data) == 0 {
+		return nil, fmt.Errorf("permissions: %d %v", code, err)
+	}
+	rng := rand.New(rand.NewPCG(3, 4))
+	type q struct{ tech, perm string }
+	qs := make([]q, n)
+	for i := range qs {
+		qs[i] = q{ids[rng.IntN(len(ids))], perms.Data[rng.IntN(len(perms.Data))].ID}
+	}
+	fixture := fmt.Sprintf("the lifecycle account: %d technicians, the 4 built-in roles, no sites", len(ids)+1)
+	httpCheck := func(x q) error {
+		var d struct {
+			Allowed *bool `json:"allowed"`
+		}
+		code, err := call("POST", s.url+"/v1/accounts/"+acc.id+"/access/check", acc.token,
+			map[string]any{"technician_id": x.tech, "permission": x.perm}, &d)
+		if err != nil || code != 200 || d.Allowed == nil {
+			return fmt.Errorf("access check: %d %v", code, err)
+		}
+		return nil
+	}
+	var out []Access
+	lat := make([]time.Duration, 0, n)
+	t0 := time.Now()
+	for _, x := range qs {
+		t := time.Now()
+		if err := httpCheck(x); err != nil {
+			return nil, err
+		}
+		lat = append(lat, time.Since(t))
+	}
+	out = append(out, Access{Transport: "HTTP, one at a time", Fixture: fixture,
+		OpsPerSec: round(float64(n) / time.Since(t0).Seconds()), Micros: percentiles(lat, time.Microsecond)})
+
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	lat8 := make([]time.Duration, n)
+	t0 = time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= n {
+					return
+				}
+				t := time.Now()
+				if err := httpCheck(qs[i]); err != nil {
+					firstErr.Store(err)
+					return
+				}
+				lat8[i] = time.Since(t)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return nil, err
+	}
+	out = append(out, Access{Transport: "HTTP, 8 at once", Fixture: fixture,
+		OpsPerSec: round(float64(n) / time.Since(t0).Seconds()), Micros: percentiles(lat8, time.Microsecond)})
+
+	nc, err := nats.Connect(s.natsURL)
+	if err != nil {
+		return nil, err
+	}
+	defer nc.Close()
+	lat = lat[:0]
+	ctx := context.Background()
+	t0 = time.Now()
+	for _, x := range qs {
+		var rep rolepolicyv1.CheckAccessReply
+		t := time.Now()
+		if err := rpc.Call(ctx, nc, rpc.CheckAccess, &rolepolicyv1.CheckAccessRequest{AccountId: acc.id, TechnicianId: x.tech, Permission: x.perm}, &rep); err != nil {
+			return nil, fmt.Errorf("check over NATS: %w", err)
+		}
+		lat = append(lat, time.Since(t))
+	}
+	out = append(out, Access{Transport: "NATS request-reply to roster serve, TCP loopback, one at a time", Fixture: fixture,
+		OpsPerSec: round(float64(n) / time.Since(t0).Seconds()), Micros: percentiles(lat, time.Microsecond)})
+	return out, nil
+}
+
+// baseline is the bus's physical limit on this machine: an embedded
+// JetStream server as roster serve runs it (file store under a temp dir),
+// async publishes of size-byte messages, then a durable pull consumer
+// acking each.
+func baseline(n, size int) (Baseline, error) {
+	dir, err := os.MkdirTemp("", "roster-bench-js-")
+	if err != nil {
+		return Baseline{}, err
+	}
+	defer os.RemoveAll(dir)
+	ns, err := natsembed.Start(natsembed.Config{DataDir: dir, Listen: "off"})
+	if err != nil {
+		return Baseline{}, err
+	}
+	defer ns.Shutdown()
+	nc, err := ns.Connect("bench")
+	if err != nil {
+		return Baseline{}, err
+	}
+	defer nc.Close()
+	js, err := nc.JetStream(nats.PublishAsyncMaxPending(4096))
+	if err != nil {
+		return Baseline{}, err
+	}
+	if _, err := js.AddStream(&nats.StreamConfig{Name: "BENCH", Subjects: []string{"bench.>"}, Storage: nats.FileStorage,
+		Duplicates: 10 * time.Minute}); err != nil {
+		return Baseline{}, err
+	}
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte('a' + i%26)
+	}
+	t0 := time.Now()
+	for i := range n {
+		// A message id per message, as the outbox relay sets Nats-Msg-Id.
+		if _, err := js.PublishAsync("bench.events."+strconv.Itoa(i%16), payload, nats.MsgId(strconv.Itoa(i))); err != nil {
+			return Baseline{}, err
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(5 * time.Minute):
+		return Baseline{}, errors.New("baseline publish did not complete")
+	}
+	pub := time.Since(t0)
+	sub, err := js.PullSubscribe("bench.>", "bench", nats.AckExplicit(), nats.BindStream("BENCH"))
+	if err != nil {
+		return Baseline{}, err
+	}
+	t0 = time.Now()
+	got := 0
+	for got < n {
+		msgs, err := sub.Fetch(256, nats.MaxWait(5*time.Second))
+		if err != nil {
+			return Baseline{}, fmt.Errorf("baseline consume after %d: %w", got, err)
+		}
+		for _, m := range msgs {
+			if err := m.Ack(); err != nil {
+				return Baseline{}, err
+			}
+		}
+		got += len(msgs)
+	}
+	if err := nc.Flush(); err != nil {
+		return Baseline{}, err
+	}
+	cons := time.Since(t0)
+	return Baseline{Messages: n, Bytes: size,
+		PublishPerSec: round(float64(n) / pub.Seconds()), ConsumePerSec: round(float64(n) / cons.Seconds()),
+		PublishSeconds: round(pub.Seconds()), ConsumeSeconds: round(cons.Seconds())}, nil
+}
+
+var benchLine = regexp.MustCompile(`^(Benchmark\S+?)(?:-\d+)?\s+\d+\s+([\d.]+) ns/op(.*)$`)
+
+// goBenchmarks runs rolepolicy's check benchmarks (10,000 technicians,
+// 1,000 roles, 1,000 sites; docs/performance.md) for the in-process
+// figure, which no outside client can measure.
+func goBenchmarks() ([]Access, error) {
+	cmd := exec.Command("go", "test", "-run", "^$", "-bench", "^BenchmarkCheck(InProcess|InProcessParallel|NATS)$",
+		"-benchtime", "20000x", "roster.dev/services/rolepolicy")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	b, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("go test -bench: %v\n%s%s", err, b, stderr.String())
+	}
+	fixture := "rolepolicy's fixture: 10,000 technicians, 1,000 roles, 1,000 sites (services/rolepolicy/bench_test.go)"
+	var out []Access
+	for _, l := range strings.Split(string(b), "\n") {
+		m := benchLine.FindStringSubmatch(l)
+		if m == nil {
+			continue
+		}
+		ns, _ := strconv.ParseFloat(m[2], 64)
+		a := Access{Fixture: fixture, OpsPerSec: round(1e9 / ns), Micros: Percentiles{P50: round(ns / 1e3)}}
+		metric := func(unit string) float64 {
+			r := regexp.MustCompile(`([\d.]+) ` + regexp.QuoteMeta(unit))
+			if mm := r.FindStringSubmatch(m[3]); mm != nil {
+				f, _ := strconv.ParseFloat(mm[1], 64)
+				return f
+			}
+			return 0
+		}
+		switch m[1] {
+		case "BenchmarkCheckInProcess":
+			a.Transport, a.Note = "in process", "mean per check; the Go benchmark's ns/op"
+		case "BenchmarkCheckInProcessParallel":
+			a.Transport, a.Note = "in process, every CPU", "mean per check across all CPUs"
+		case "BenchmarkCheckNATS":
+			a.Transport = "NATS request-reply, in-process connection"
+			a.Micros = Percentiles{P50: metric("p50-µs"), P99: metric("p99-µs")}
+		default:
+			continue
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func machine() Machine {
+	m := Machine{CPUs: runtime.NumCPU(), OS: runtime.GOOS + "/" + runtime.GOARCH}
+	if b, err := exec.Command("go", "env", "GOVERSION").Output(); err == nil {
+		m.GoVersion = strings.TrimSpace(string(b))
+	}
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				m.CPU = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return m
+}
+
+func printTable(w io.Writer, r Results) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "Roster bench, %s, %d CPUs (%s), %s\n", r.Time.Format(time.RFC3339), r.Machine.CPUs, r.Machine.CPU, r.Machine.GoVersion)
+	fmt.Fprintf(tw, "deployment: %s\n\n", r.Deployment)
+	l, b := r.Lifecycle, r.Baseline
+	fmt.Fprintf(tw, "figure\tvalue\tbaseline in the same run\n")
+	fmt.Fprintf(tw, "lifecycle: technicians/s (%d, %d in flight)\t%.1f\t\n", l.Technicians, l.Concurrency, l.PerSecond)
+	fmt.Fprintf(tw, "lifecycle: events on the bus/s (%.1f per technician)\t%.0f\tJetStream async publish %.0f/s (%.2f%%), durable consume+ack %.0f/s (%.2f%%), %d-byte messages\n",
+		l.EventsPerTech, l.EventsPerSecond, b.PublishPerSec, l.FracPub, b.ConsumePerSec, l.FracCons, b.Bytes)
+	fmt.Fprintf(tw, "lifecycle: POST latency ms p50/p95/p99\t%.1f / %.1f / %.1f\t\n", l.RequestMs.P50, l.RequestMs.P95, l.RequestMs.P99)
+	fmt.Fprintf(tw, "lifecycle: request-to-audit ms p50/p95/p99 (saturated)\t%.1f / %.1f / %.1f\t\n", l.ToAuditMs.P50, l.ToAuditMs.P95, l.ToAuditMs.P99)
+	if p := r.Paced; p.Technicians > 0 {
+		fmt.Fprintf(tw, "lifecycle paced at %.1f/s (%d): request-to-audit ms p50/p95/p99\t%.1f / %.1f / %.1f\tachieved %.1f technicians/s\n",
+			p.Rate, p.Technicians, p.ToAuditMs.P50, p.ToAuditMs.P95, p.ToAuditMs.P99, p.PerSecond)
+	}
+	for _, a := range r.Access {
+		fmt.Fprintf(tw, "access check: %s\t%.0f ops/s, p50 %.1f µs, p99 %.1f µs\t%s\n", a.Transport, a.OpsPerSec, a.Micros.P50, a.Micros.P99, a.Fixture)
+	}
+	fmt.Fprintf(tw, "audit: verify %d records\t%.0f ms (ok=%v)\t\n", r.Audit.Records, r.Audit.VerifyMs, r.Audit.VerifiedOK)
+	fmt.Fprintf(tw, "audit: query ms p50/p99\t%.1f / %.1f\t%s\n", r.Audit.QueryMs.P50, r.Audit.QueryMs.P99, r.Audit.QueryNote)
+	fmt.Fprintf(tw, "footprint: cold start to ready, ms\t%v\t\n", r.Footprint.ColdStartMs)
+	fmt.Fprintf(tw, "footprint: idle RSS (peak), MB\t%.1f (%.1f)\t\n", r.Footprint.IdleRSSMB, r.Footprint.IdlePeakRSSMB)
+	fmt.Fprintf(tw, "footprint: RSS (peak) after %d technicians, MB\t%.1f (%.1f)\t\n", r.Footprint.AfterTechs, r.Footprint.AfterRSSMB, r.Footprint.AfterPeakRSSMB)
+	tw.Flush()
+	fmt.Fprintln(w, "\nnot measured:")
+	for _, s := range r.NotMeasured {
+		fmt.Fprintln(w, "  -", s)
+	}
+}

@@ -1,0 +1,160 @@
+package eventbus_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/svc/svctest"
+	identityv1 "roster.dev/proto/roster/identity/v1"
+)
+
+// batchEffect records an effect and the transaction it ran in.
+func batchEffect(txs *sync.Map) eventbus.Handler[*identityv1.TechnicianCreated] {
+	return func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+		txs.Store(fmt.Sprintf("%p", tx), true)
+		return recordEffect(ctx, tx, ev)
+	}
+}
+
+// Config.Batch: a burst of events is applied in far fewer transactions
+// than events, each event exactly once and in stream order; on both
+// databases.
+func TestBatchConsumerAppliesEachEventOnceInOrder(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := svctest.NewNATS(t)
+		prod := svctest.StartProducer(t, w, dbURL, "identity")
+		const n = 600
+		for i := 0; i < n; i += 50 {
+			var evs []eventbus.Event
+			for j := i; j < i+50; j++ {
+				evs = append(evs, technician(fmt.Sprintf("b%04d@example.com", j)))
+			}
+			prod.Emit(t, "acc_test", evs...)
+		}
+		svctest.Eventually(t, "the burst on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == n })
+
+		consDB := openDB(t, dbURL, w.Dir, "seatbilling")
+		var txs sync.Map
+		svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 64}, func(b *eventbus.Bus) {
+			eventbus.On(b, batchEffect(&txs))
+		})
+		svctest.Eventually(t, "every event applied", func() bool { return countEffects(t, consDB, "") >= n })
+		svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+		if got := countEffects(t, consDB, ""); got != n {
+			t.Fatalf("%d effects, want %d", got, n)
+		}
+		rows, err := consDB.Query(`SELECT email FROM effects ORDER BY email`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sorted []string
+		for rows.Next() {
+			var e string
+			_ = rows.Scan(&e)
+			sorted = append(sorted, e)
+		}
+		rows.Close()
+		// Stream order: the effects table was filled in emission order.
+		ordered, err := consDB.Query(`SELECT email FROM effects`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		i := 0
+		for ordered.Next() {
+			var e string
+			_ = ordered.Scan(&e)
+			if e != sorted[i] {
+				t.Fatalf("effect %d is %s, want %s (stream order)", i, e, sorted[i])
+			}
+			i++
+		}
+		ordered.Close()
+		commits := 0
+		txs.Range(func(any, any) bool { commits++; return true })
+		if commits > n/8 {
+			t.Fatalf("%d events took %d transactions: not batched", n, commits)
+		}
+		t.Logf("%d events in %d transactions", n, commits)
+	})
+}
+
+// A failing event in a batch does not fail the others: the batch falls
+// back to one transaction per event, the others are applied once, and the
+// failing one goes to the dead-letter subject after its deliveries.
+func TestBatchWithAPoisonEvent(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	var evs []eventbus.Event
+	for j := range 40 {
+		evs = append(evs, technician(fmt.Sprintf("p%02d@example.com", j)))
+	}
+	prod.Emit(t, "acc_test", evs...)
+	svctest.Eventually(t, "the events on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == 40 })
+	consDB := openDB(t, "", w.Dir, "seatbilling")
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 16,
+		MaxDeliver: 3, RetryBackoff: 10 * time.Millisecond}, func(b *eventbus.Bus) {
+		eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+			if ev.GetEmail() == "p17@example.com" {
+				return errors.New("cannot apply this one")
+			}
+			return recordEffect(ctx, tx, ev)
+		})
+	})
+	svctest.Eventually(t, "the poison event dead-lettered", func() bool {
+		return svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER") == 1
+	})
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	if n := countEffects(t, consDB, ""); n != 39 {
+		t.Fatalf("%d effects, want the 39 good events once each", n)
+	}
+	if n := countEffects(t, consDB, "WHERE email = 'p17@example.com'"); n != 0 {
+		t.Fatalf("the poison event left %d effects", n)
+	}
+}
+
+// A consumer that ran one event per transaction (a push consumer) and is
+// restarted with Config.Batch goes on where it stopped: nothing applied
+// twice, nothing skipped.
+func TestBatchConsumerTakesOverThePushConsumer(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	consDB := openDB(t, "", w.Dir, "seatbilling")
+	ctx, stop := context.WithCancel(context.Background())
+	b, err := eventbus.New(eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eventbus.On(b, recordEffect)
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	<-b.Ready()
+	for j := range 30 {
+		prod.Emit(t, "acc_test", technician(fmt.Sprintf("t%02d@example.com", j)))
+	}
+	svctest.Eventually(t, "the first events applied one by one", func() bool { return countEffects(t, consDB, "") == 30 })
+	stop()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	for j := 30; j < 80; j++ {
+		prod.Emit(t, "acc_test", technician(fmt.Sprintf("t%02d@example.com", j)))
+	}
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 32}, func(b *eventbus.Bus) {
+		eventbus.On(b, recordEffect)
+	})
+	svctest.Eventually(t, "the rest applied in batches", func() bool { return countEffects(t, consDB, "") >= 80 })
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	if n := countEffects(t, consDB, ""); n != 80 {
+		t.Fatalf("%d effects, want 80", n)
+	}
+	info, err := w.JS.ConsumerInfo("ROSTER_IDENTITY", "seatbilling_from_identity")
+	if err != nil || info.Config.DeliverSubject != "" {
+		t.Fatalf("consumer after the takeover: %+v %v, want a pull consumer", info, err)
+	}
+}
