@@ -90,6 +90,12 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 			ps, _ := e["personas"].([]any)
 			return e["status"] == "active" && len(ps) == 1
 		})
+		// S-2: the guest's seat is taken, and shown apart.
+		svctest.Eventually(t, "the guest seat shown apart", func() bool {
+			_, sub := c.do("GET", base+"/subscription", acc.token, nil)
+			sep, _ := sub["separate_seats"].(map[string]any)
+			return sep["Guest"] == 1.0 && sub["seats"].(map[string]any)["used"] == 2.0 // and the first admin
+		})
 		for _, q := range []struct{ action, conn, typ, want string }{
 			{"read", "snowflake-prod", "table", "allow/persona"},
 			{"read", "snowflake-prod", "view", "allow/persona"},
@@ -105,6 +111,11 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 
 		// A PII purpose masks PII for a Member who is not its member.
 		mia := acceptInvite(t, c, mailDir, acc, "mia@atlan.test", "Member")
+		svctest.Eventually(t, "the member's seat not among the guests", func() bool {
+			_, sub := c.do("GET", base+"/subscription", acc.token, nil)
+			sep, _ := sub["separate_seats"].(map[string]any)
+			return sep["Guest"] == 1.0 && sub["seats"].(map[string]any)["used"] == 3.0
+		})
 		code, body = c.do("POST", base+"/purposes", acc.token, map[string]any{"name": "PII", "classifications": []string{"PII"}, "members": []string{"tech_nobody"}, "data_policy": map[string]any{"action": "mask"}})
 		if code != 422 || !strings.Contains(fmt.Sprint(body), "tech_nobody") {
 			t.Fatalf("a purpose naming no technician: %d %v", code, body)
