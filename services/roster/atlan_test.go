@@ -2,7 +2,9 @@ package roster
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -62,10 +64,31 @@ func TestAtlanBaseRoles(t *testing.T) {
 // atlanHost starts the system with a test clock; mail lands under dir/mail.
 func atlanHost(t *testing.T, db string) (client, string, *svc.Host) {
 	t.Helper()
+	c, mail, h, _ := atlanHostClock(t, db)
+	return c, mail, h
+}
+
+// atlanHostClock is atlanHost with its clock.
+func atlanHostClock(t *testing.T, db string) (client, string, *svc.Host, *testClock) {
+	t.Helper()
 	dir := t.TempDir()
 	clock := &testClock{now: fixedClock()}
 	h := startHostWith(t, svc.Config{DataDir: dir, DB: db, Now: clock.Now})
-	return client{t, h.URL()}, filepath.Join(dir, "mail"), h
+	return client{t, h.URL()}, filepath.Join(dir, "mail"), h, clock
+}
+
+// technicianIDs lists the ids GET …/technicians?query answers.
+func technicianIDs(t *testing.T, c client, acc account, query string) []string {
+	t.Helper()
+	code, body := c.do("GET", "/v1/accounts/"+acc.id+"/technicians?"+query, acc.token, nil)
+	if code != 200 {
+		t.Fatalf("list ?%s: %d %v", query, code, body)
+	}
+	var ids []string
+	for _, d := range body["data"].([]any) {
+		ids = append(ids, d.(map[string]any)["id"].(string))
+	}
+	return ids
 }
 
 func seatsUsed(c client, acc account) map[string]any {
@@ -273,7 +296,7 @@ func acceptInvite(t *testing.T, c client, mailDir string, acc account, email, ro
 // their sessions die and their seat is free.
 func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
 	svctest.EachBackend(t, func(t *testing.T, db string) {
-		c, mailDir, _ := atlanHost(t, db)
+		c, mailDir, _, clock := atlanHostClock(t, db)
 		acc := atlanAccount(t, c, "starter", 3)
 		base := "/v1/accounts/" + acc.id
 		// The first admin accepts their invitation: no second seat.
@@ -297,6 +320,44 @@ func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
 		if code != 200 {
 			t.Fatalf("login: %d %v", code, s)
 		}
+		// Last active: the login, then a use of the session two minutes
+		// later; the filters select by it (never active counts as inactive).
+		t0 := fixedClock()
+		_, got := c.do("GET", base+"/technicians/"+mia, acc.token, nil)
+		if got["last_active_at"] != t0.Format(time.RFC3339) {
+			t.Fatalf("Mia's last activity after logging in: %v", got)
+		}
+		clock.Advance(2 * time.Minute)
+		if code, _ := c.do("GET", "/v1/auth/sessions", s["session_token"].(string), nil); code != 200 {
+			t.Fatalf("Mia's session: %d", code)
+		}
+		_, got = c.do("GET", base+"/technicians/"+mia, acc.token, nil)
+		if got["last_active_at"] != t0.Add(2*time.Minute).Format(time.RFC3339) {
+			t.Fatalf("Mia's last activity after using her session: %v", got)
+		}
+		since := url.QueryEscape(t0.Add(time.Minute).Format(time.RFC3339))
+		if ids := technicianIDs(t, c, acc, "active_since="+since); fmt.Sprint(ids) != fmt.Sprint([]string{mia}) {
+			t.Fatalf("active since: %v", ids)
+		}
+		if ids := technicianIDs(t, c, acc, "inactive_since="+since); slices.Contains(ids, mia) || !slices.Contains(ids, acc.adminID) {
+			t.Fatalf("inactive since: %v", ids)
+		}
+		if code, body := c.do("GET", base+"/technicians?inactive_since=yesterday", acc.token, nil); code != 422 || !strings.Contains(fmt.Sprint(body), "inactive_since") {
+			t.Fatalf("a bad filter: %d %v", code, body)
+		}
+		// A token acting for the first admin works until they are
+		// deactivated.
+		code, tok := c.do("POST", base+"/tokens", acc.token, map[string]any{"name": "ada's script", "scopes": []string{"technicians:read"}, "technician_id": acc.adminID})
+		if code != 201 || tok["technician_id"] != acc.adminID {
+			t.Fatalf("a token for the admin: %d %v", code, tok)
+		}
+		adaToken := tok["token"].(string)
+		if code, _ := c.do("GET", base+"/technicians", adaToken, nil); code != 200 {
+			t.Fatalf("the admin's token: %d", code)
+		}
+		if code, body := c.do("POST", base+"/tokens", acc.token, map[string]any{"name": "x", "scopes": []string{"technicians:read"}, "technician_id": "tech_nobody"}); code != 422 {
+			t.Fatalf("a token for nobody: %d %v", code, body)
+		}
 		// Promote Mia, then the first admin can go.
 		if code, body := c.do("PUT", base+"/technicians/"+mia+"/role", acc.token, map[string]any{"role": "Admin"}); code != 200 {
 			t.Fatalf("promote: %d %v", code, body)
@@ -308,6 +369,12 @@ func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
 		awaitSeats(t, c, acc, 1)
 		if code, _ := login(c, acc.id, "admin@atlan.test", "correct horse battery"); code != 401 {
 			t.Fatalf("a deactivated user logs in: %d", code)
+		}
+		if code, _ := c.do("GET", base+"/technicians", adaToken, nil); code != 401 {
+			t.Fatalf("a deactivated user's API token: %d", code)
+		}
+		if _, list := c.do("GET", base+"/tokens", acc.token, nil); strings.Contains(fmt.Sprint(list), "ada's script") {
+			t.Fatalf("the deactivated user's token still listed: %v", list)
 		}
 		// Now Mia is the sole Admin.
 		code, body = c.do("POST", base+"/technicians/"+mia+"/disable", acc.token, nil)

@@ -156,7 +156,7 @@ func (s Store) LoginRecord(ctx context.Context, accountID, email string) (app.Lo
 // and then revokes what it created (I-7). False when the technician is
 // disabled.
 func (s Store) TouchLogin(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE technicians SET last_login_at = $1, updated_at = $1,
+	res, err := tx.ExecContext(ctx, `UPDATE technicians SET last_login_at = $1, last_active_at = $1, updated_at = $1,
 		status = CASE WHEN status = 'invited' THEN 'active' ELSE status END
 		WHERE id = $2 AND status <> 'disabled'`, store.Time(now), technicianID)
 	if err != nil {

@@ -27,6 +27,8 @@ type CredentialStore interface {
 	InvitationByHash(ctx context.Context, q Querier, hash string) (domain.Invitation, error)
 	UseInvitation(ctx context.Context, tx *sql.Tx, id string, now time.Time) (bool, error)
 	RevokeInvitations(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) error
+	// RevokeOwnedTokens revokes the API tokens acting for the technician.
+	RevokeOwnedTokens(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) ([]string, error)
 	QueueMail(ctx context.Context, tx *sql.Tx, m OutboxMail) error
 	DueMail(ctx context.Context, now time.Time, limit int) ([]OutboxMail, error)
 	MailSent(ctx context.Context, id string) error

@@ -214,8 +214,11 @@ type TechnicianFilter struct {
 	Email        string
 	Query        string
 	HideDisabled bool
-	After        string
-	Limit        int
+	// InactiveSince keeps those not active since then (never active
+	// included); ActiveSince those active since then (last_active_at).
+	InactiveSince, ActiveSince *time.Time
+	After                      string
+	Limit                      int
 }
 
 // ListTechnicians lists a page of technicians (I-8: disabled ones stay,
