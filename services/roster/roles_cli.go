@@ -435,7 +435,7 @@ func rolesCommands(stdout io.Writer) []*cobra.Command {
 			return w.Flush()
 		},
 	}
-	accessCmd.AddCommand(check, explain)
+	accessCmd.AddCommand(check, explain, assetCheckCommand(c, base, stdout))
 
 	for _, cmd := range []*cobra.Command{roles, accessCmd} {
 		c.bind(cmd)

@@ -43,6 +43,9 @@ var kinds = map[string]kind{
 	"roster.seatbilling.v1.ChargeRecorded":      {"charge.recorded", "charge", "charge_id"},
 	"roster.rolepolicy.v1.RoleCreated":          {"role.created", "role", "role_id"},
 	"roster.rolepolicy.v1.RoleAssigned":         {"role.assigned", "technician", "technician_id"},
+	"roster.rolepolicy.v1.PersonaChanged":       {"persona.changed", "persona", "persona_id"},
+	"roster.rolepolicy.v1.PurposeChanged":       {"purpose.changed", "purpose", "purpose_id"},
+	"roster.rolepolicy.v1.PersonasAssigned":     {"personas.assigned", "technician", "technician_id"},
 }
 
 // targetFields are the id fields an event of an unknown type is searched
