@@ -198,8 +198,14 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 
 		// Personas are the layered model's: a roster account has none.
 		other := createAccount(t, c, "roster", "pro", 2)
-		if code, body := c.do("GET", "/v1/accounts/"+other.id+"/personas", other.token, nil); code != 409 || problemType(body) != problems+"personas-unavailable" {
-			t.Fatalf("personas on a roster account: %d %v", code, body)
+		var code2 int
+		var body2 map[string]any
+		svctest.Eventually(t, "the roster account known to rolepolicy", func() bool {
+			code2, body2 = c.do("GET", "/v1/accounts/"+other.id+"/personas", other.token, nil)
+			return code2 != 404
+		})
+		if code2 != 409 || problemType(body2) != problems+"personas-unavailable" {
+			t.Fatalf("personas on a roster account: %d %v", code2, body2)
 		}
 	})
 }
