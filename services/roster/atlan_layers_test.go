@@ -186,6 +186,19 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 		if got := check(t, c, acc, gus, "read", "snowflake-prod", "table"); got != "deny/base_role" {
 			t.Errorf("guest after the persona narrowed: %s", got)
 		}
+		// POST …/technicians takes base_role and personas as well.
+		if code, body := c.do("POST", base+"/technicians", acc.token, map[string]any{"email": "pat@atlan.test", "role": "Admin", "base_role": "Guest"}); code != 422 || !strings.Contains(fmt.Sprint(body), "base_role") {
+			t.Fatalf("role and base_role differ: %d %v", code, body)
+		}
+		code, pat := c.do("POST", base+"/technicians", acc.token, map[string]any{"email": "pat@atlan.test", "base_role": "Guest", "personas": []string{perID}})
+		if code != 201 {
+			t.Fatalf("add with base_role and personas: %d %v", code, pat)
+		}
+		svctest.Eventually(t, "Pat's persona assigned", func() bool {
+			_, e := c.do("GET", base+"/technicians/"+pat["id"].(string)+"/effective-access", acc.token, nil)
+			ps, _ := e["personas"].([]any)
+			return len(ps) == 1 && ps[0].(map[string]any)["id"] == perID
+		})
 		if code, _ := c.do("DELETE", base+"/personas/"+perID, acc.token, nil); code != 204 {
 			t.Fatalf("delete persona: %d", code)
 		}

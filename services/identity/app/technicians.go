@@ -196,6 +196,11 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 		if err := a.Bus.Emit(ctx, tx, acc.ID, ev); err != nil {
 			return 0, nil, err
 		}
+		if len(req.Personas) > 0 { // rolepolicy assigns them
+			if err := a.Bus.Emit(ctx, tx, acc.ID, &identityv1.PersonasRequested{TechnicianId: t.ID, PersonaIds: req.Personas}); err != nil {
+				return 0, nil, err
+			}
+		}
 		if a.OnTechnicianCreated != nil {
 			if err := a.OnTechnicianCreated(ctx, tx, acc, t); err != nil {
 				return 0, nil, err
