@@ -171,6 +171,25 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 			t.Errorf("member reads PII under deny: %s", got)
 		}
 
+		// A row filter by tag: allowed, limited to the rows it names.
+		code, eu := c.do("POST", base+"/purposes", acc.token, map[string]any{
+			"name": "EU customers", "classifications": []string{"Customer"}, "data_policy": map[string]any{"action": "filter"},
+		})
+		if code != 422 || !strings.Contains(fmt.Sprint(eu), "row_filter") {
+			t.Fatalf("a filter without its condition: %d %v", code, eu)
+		}
+		code, eu = c.do("POST", base+"/purposes", acc.token, map[string]any{
+			"name": "EU customers", "classifications": []string{"Customer"}, "data_policy": map[string]any{"action": "filter", "row_filter": "region = 'EU'"},
+		})
+		if code != 201 {
+			t.Fatalf("create a row filter: %d %v", code, eu)
+		}
+		code, v := c.do("POST", base+"/access/check", acc.token, map[string]any{"technician_id": mia, "action": "read",
+			"asset": map[string]any{"connection": "snowflake-prod", "type": "table", "classifications": []string{"customer"}}})
+		if code != 200 || v["effect"] != "allow" || v["layer"] != "purpose" || fmt.Sprint(v["row_filters"]) != "[region = 'EU']" {
+			t.Fatalf("a member reads a filtered table: %d %v", code, v)
+		}
+
 		// Bad checks are named.
 		code, body = c.do("POST", base+"/access/check", acc.token, map[string]any{"technician_id": "tech_nobody", "action": "fly", "asset": map[string]any{}})
 		if code != 422 || len(body["errors"].([]any)) != 2 {

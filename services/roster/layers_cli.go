@@ -36,8 +36,9 @@ type personaRow struct {
 }
 
 type dataPolicyRow struct {
-	Action string   `json:"action"`
-	Except []string `json:"except"`
+	Action    string   `json:"action"`
+	Except    []string `json:"except"`
+	RowFilter string   `json:"row_filter,omitempty"`
 }
 
 type purposeRow struct {
@@ -88,6 +89,9 @@ func (c *apiClient) purposeTable(ps []purposeRow) error {
 		policy := "-"
 		if p.DataPolicy != nil {
 			policy = p.DataPolicy.Action
+			if p.DataPolicy.RowFilter != "" {
+				policy += " " + p.DataPolicy.RowFilter
+			}
 			if len(p.DataPolicy.Except) > 0 {
 				policy += " except " + strings.Join(p.DataPolicy.Except, ",")
 			}
@@ -300,7 +304,7 @@ func layerCommands(stdout io.Writer) []*cobra.Command {
 	// purposes
 	purposes := &cobra.Command{Use: "purposes", Short: "Purposes of an atlan account: data policies tied to classifications (R-9)"}
 	var uspec struct {
-		name                           string
+		name, rowFilter                string
 		tags, members, actions, except []string
 		mask, deny, noPolicy           bool
 	}
@@ -314,15 +318,15 @@ func layerCommands(stdout io.Writer) []*cobra.Command {
 		body := map[string]any{"name": p.Name, "classifications": nonNilList(p.Classifications),
 			"members": nonNilList(p.Members), "actions": nonNilList(p.Actions)}
 		if p.DataPolicy != nil {
-			body["data_policy"] = map[string]any{"action": p.DataPolicy.Action, "except": nonNilList(p.DataPolicy.Except)}
+			body["data_policy"] = map[string]any{"action": p.DataPolicy.Action, "except": nonNilList(p.DataPolicy.Except), "row_filter": p.DataPolicy.RowFilter}
 		}
 		return body
 	}
 	// applyPurpose applies the changed flags to p.
 	applyPurpose := func(cmd *cobra.Command, p *purposeRow) error {
 		ch := cmd.Flags().Changed
-		if uspec.mask && uspec.deny {
-			return fmt.Errorf("--mask and --deny exclude each other")
+		if n := btoi(uspec.mask) + btoi(uspec.deny) + btoi(ch("row-filter")); n > 1 {
+			return fmt.Errorf("--mask, --deny and --row-filter exclude each other")
 		}
 		if ch("name") {
 			p.Name = uspec.name
@@ -339,15 +343,17 @@ func layerCommands(stdout io.Writer) []*cobra.Command {
 		switch {
 		case uspec.noPolicy:
 			p.DataPolicy = nil
-		case uspec.mask || uspec.deny:
-			action := "mask"
-			if uspec.deny {
-				action = "deny"
-			}
+		case uspec.mask || uspec.deny || ch("row-filter"):
 			if p.DataPolicy == nil {
 				p.DataPolicy = &dataPolicyRow{}
 			}
-			p.DataPolicy.Action = action
+			p.DataPolicy.Action, p.DataPolicy.RowFilter = "mask", ""
+			switch {
+			case uspec.deny:
+				p.DataPolicy.Action = "deny"
+			case ch("row-filter"):
+				p.DataPolicy.Action, p.DataPolicy.RowFilter = "filter", uspec.rowFilter
+			}
 		}
 		if ch("except") {
 			if p.DataPolicy == nil {
@@ -365,6 +371,7 @@ func layerCommands(stdout io.Writer) []*cobra.Command {
 		f.StringSliceVar(&uspec.actions, "action", nil, "action granted to the members on assets with the classifications (repeatable)")
 		f.BoolVar(&uspec.mask, "mask", false, "data policy: mask the data for everyone but the members and exceptions")
 		f.BoolVar(&uspec.deny, "deny", false, "data policy: deny the data to everyone but the members and exceptions")
+		f.StringVar(&uspec.rowFilter, "row-filter", "", "data policy: show everyone but the members and exceptions only the rows where this holds (region = 'EU')")
 		f.StringSliceVar(&uspec.except, "except", nil, "technician id the data policy spares (repeatable)")
 	}
 	uls := &cobra.Command{
@@ -486,6 +493,7 @@ func assetCheckCommand(c *apiClient, base func() (string, error), stdout io.Writ
 				Allowed        bool
 				Effect, Layer  string
 				Source, Reason string
+				RowFilters     []string `json:"row_filters"`
 			}
 			if err := json.Unmarshal(raw, &v); err != nil {
 				return err
@@ -500,6 +508,9 @@ func assetCheckCommand(c *apiClient, base func() (string, error), stdout io.Writ
 					by += " " + v.Source
 				}
 				fmt.Fprintf(stdout, "%s (by %s)\n  %s\n", v.Effect, by, v.Reason)
+				for _, f := range v.RowFilters {
+					fmt.Fprintf(stdout, "  rows where %s\n", f)
+				}
 			}
 			if !v.Allowed {
 				return errAccessDenied
@@ -511,4 +522,11 @@ func assetCheckCommand(c *apiClient, base func() (string, error), stdout io.Writ
 	cmd.Flags().StringVar(&typ, "type", "", "the asset's type (table, view, …)")
 	cmd.Flags().StringSliceVar(&tags, "tag", nil, "a classification of the asset, e.g. PII (repeatable)")
 	return cmd
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -51,6 +51,14 @@ func TestLayerCommands(t *testing.T) {
 		t.Fatalf("purposes edit: %v\n%s", err, out)
 	}
 
+	out, err = runRoles(t, cmd("purposes", "create", "--name=EU", "--tag=Customer", "--row-filter=region = 'EU'")...)
+	if err != nil || !strings.Contains(out, "filter region = 'EU'") {
+		t.Fatalf("purposes create --row-filter: %v\n%s", err, out)
+	}
+	if _, err := runRoles(t, cmd("purposes", "edit", "eu", "--mask", "--deny")...); err == nil || !strings.Contains(err.Error(), "exclude each other") {
+		t.Fatalf("--mask --deny: %v", err)
+	}
+
 	// The admin, pending, is denied; once accepted, allowed by the base
 	// role, the PII data spared by the exception.
 	out, err = runRoles(t, cmd("access", "asset", acc.adminID, "read", "--connection=snowflake-prod", "--type=table", "--tag=PII")...)
@@ -68,8 +76,12 @@ func TestLayerCommands(t *testing.T) {
 	if !strings.Contains(out, "allow (by base_role Admin)") {
 		t.Fatalf("access asset: %s", out)
 	}
+	out, err = runRoles(t, cmd("access", "asset", acc.adminID, "read", "--connection=snowflake-prod", "--type=table", "--tag=customer")...)
+	if err != nil || !strings.Contains(out, "allow (by purpose EU)") || !strings.Contains(out, "rows where region = 'EU'") {
+		t.Fatalf("access asset on a filtered table: %v\n%s", err, out)
+	}
 
-	for _, c := range [][]string{{"purposes", "rm", "PII"}, {"personas", "rm", "snowflake readers"}} {
+	for _, c := range [][]string{{"purposes", "rm", "PII"}, {"purposes", "rm", "EU"}, {"personas", "rm", "snowflake readers"}} {
 		if out, err := runRoles(t, cmd(c...)...); err != nil || !strings.Contains(out, "deleted") {
 			t.Fatalf("%v: %v\n%s", c, err, out)
 		}

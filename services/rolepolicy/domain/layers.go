@@ -52,13 +52,19 @@ const (
 	EffectAllow = "allow"
 	EffectDeny  = "deny"
 	EffectMask  = "mask"
+	// EffectFilter is a data policy that limits the rows returned
+	// (DataPolicy.RowFilter) for everyone it does not exempt.
+	EffectFilter = "filter"
 )
 
-// DataPolicy masks or denies data of a purpose's classifications for
-// everyone but the purpose's members and Except.
+// DataPolicy masks, denies or filters the rows of data of a purpose's
+// classifications for everyone but the purpose's members and Except.
 type DataPolicy struct {
 	Action string   `json:"action"`
 	Except []string `json:"except"`
+	// RowFilter is the filter action's row condition, handed to the
+	// querying system as given (e.g. region = 'EU').
+	RowFilter string `json:"row_filter,omitempty"`
 }
 
 // PurposeSpec is a purpose as a request gives it (R-9).
@@ -168,8 +174,16 @@ func CheckPurpose(p profile.RolePolicy, s PurposeSpec) (PurposeSpec, error) {
 	}
 	if s.DataPolicy != nil {
 		s.DataPolicy.Except = clean(s.DataPolicy.Except)
-		if a := s.DataPolicy.Action; a != EffectMask && a != EffectDeny {
-			bad = append(bad, FieldProblem{Field: "data_policy.action", Detail: "must be mask or deny"})
+		s.DataPolicy.RowFilter = strings.TrimSpace(s.DataPolicy.RowFilter)
+		switch a, f := s.DataPolicy.Action, s.DataPolicy.RowFilter; {
+		case a != EffectMask && a != EffectDeny && a != EffectFilter:
+			bad = append(bad, FieldProblem{Field: "data_policy.action", Detail: "must be mask, deny or filter"})
+		case a == EffectFilter && f == "":
+			bad = append(bad, FieldProblem{Field: "data_policy.row_filter", Detail: "is required with the filter action: the rows others may see (region = 'EU')"})
+		case a != EffectFilter && f != "":
+			bad = append(bad, FieldProblem{Field: "data_policy.row_filter", Detail: "goes with the filter action only"})
+		case len(f) > 1000:
+			bad = append(bad, FieldProblem{Field: "data_policy.row_filter", Detail: "is longer than 1000 characters"})
 		}
 	}
 	if len(s.Actions) == 0 && s.DataPolicy == nil {
@@ -214,6 +228,9 @@ type Verdict struct {
 	// Source names the role, persona or purpose that decided.
 	Source string `json:"source,omitempty"`
 	Reason string `json:"reason"`
+	// RowFilters are the row conditions of the filtering purposes that
+	// apply (all of them hold), on an allowed or masked data action.
+	RowFilters []string `json:"row_filters,omitempty"`
 }
 
 func (p Purpose) member(id string) bool { return slices.Contains(p.Members, id) }
@@ -242,7 +259,8 @@ func (g Grant) allows(action string, a Asset) bool {
 // does: a Guest gets only what a persona or purpose shares. Then, for the
 // data actions (dataActions: read, query), every purpose whose
 // classifications the asset carries applies its data policy to everyone
-// it does not exempt: deny wins over mask, and both win over any grant.
+// it does not exempt: deny wins over mask, and both win over any grant;
+// row filters add their conditions to an allowed or masked answer.
 func Decide(s Subject, action string, a Asset, dataActions []string) Verdict {
 	switch s.Status {
 	case StatusDisabled:
@@ -277,9 +295,17 @@ func Decide(s Subject, action string, a Asset, dataActions []string) Verdict {
 	if !v.Allowed || !slices.Contains(dataActions, action) {
 		return v
 	}
-	var mask *Purpose
+	var mask, filter *Purpose
+	var filters []string
 	for i, p := range s.Purposes {
 		if p.DataPolicy == nil || !p.covers(a) || p.exempt(s.TechnicianID) {
+			continue
+		}
+		if p.DataPolicy.Action == EffectFilter {
+			if filter == nil {
+				filter = &s.Purposes[i]
+			}
+			filters = append(filters, p.DataPolicy.RowFilter)
 			continue
 		}
 		if p.DataPolicy.Action == EffectDeny {
@@ -292,9 +318,14 @@ func Decide(s Subject, action string, a Asset, dataActions []string) Verdict {
 		}
 	}
 	if mask != nil {
-		return Verdict{Allowed: true, Effect: EffectMask, Layer: LayerPurpose, Source: mask.Name,
+		return Verdict{Allowed: true, Effect: EffectMask, Layer: LayerPurpose, Source: mask.Name, RowFilters: filters,
 			Reason: fmt.Sprintf("the %s layer grants %s, but purpose %q masks data classified %s for everyone but its members and exceptions",
 				v.Layer, action, mask.Name, strings.Join(mask.Classifications, ", "))}
+	}
+	if filter != nil {
+		return Verdict{Allowed: true, Effect: EffectAllow, Layer: LayerPurpose, Source: filter.Name, RowFilters: filters,
+			Reason: fmt.Sprintf("the %s layer grants %s; purpose %q limits the rows of data classified %s to those where %s",
+				v.Layer, action, filter.Name, strings.Join(filter.Classifications, ", "), strings.Join(filters, " AND "))}
 	}
 	return v
 }

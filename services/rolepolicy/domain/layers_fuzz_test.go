@@ -17,6 +17,7 @@ func FuzzLayerSpecs(f *testing.F) {
 	f.Add([]byte(`{"name":"PII","classifications":["PII"],"members":["tech_1"],"actions":["read"],"data_policy":{"action":"mask","except":["tech_2"]}}`))
 	f.Add([]byte(`{"name":" ","grants":[{"actions":["fly"]}],"ui":["casino"],"data_policy":{"action":"hide"}}`))
 	f.Add([]byte(`{"grants":null,"classifications":[" ",""]}`))
+	f.Add([]byte(`{"name":"EU","classifications":["Customer"],"data_policy":{"action":"filter","row_filter":"region = 'EU'"}}`))
 	f.Add([]byte(`{"a":`))
 	p, err := profile.Get("atlan")
 	if err != nil {
@@ -51,7 +52,7 @@ func FuzzLayerSpecs(f *testing.F) {
 				if got.Name == "" || len(got.Classifications) == 0 || (len(got.Actions) == 0 && got.DataPolicy == nil) {
 					t.Fatalf("accepted %+v", got)
 				}
-				if got.DataPolicy != nil && got.DataPolicy.Action != EffectMask && got.DataPolicy.Action != EffectDeny {
+				if d := got.DataPolicy; d != nil && (!slices.Contains([]string{EffectMask, EffectDeny, EffectFilter}, d.Action) || (d.Action == EffectFilter) != (d.RowFilter != "")) {
 					t.Fatalf("accepted policy %+v", got.DataPolicy)
 				}
 				if slices.ContainsFunc(got.Classifications, func(c string) bool { return strings.TrimSpace(c) == "" }) {

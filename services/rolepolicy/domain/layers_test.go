@@ -32,14 +32,15 @@ func TestDecideEveryLayerCombination(t *testing.T) {
 		"denies":     {{PurposeSpec: PurposeSpec{Name: "pii-locked", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectDeny}}}},
 		"mask+deny":  {{PurposeSpec: PurposeSpec{Name: "a", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectMask}}}, {PurposeSpec: PurposeSpec{Name: "b", Classifications: []string{"pii"}, DataPolicy: &DataPolicy{Action: EffectDeny}}}},
 		"other-tags": {{PurposeSpec: PurposeSpec{Name: "finance", Classifications: []string{"Finance"}, DataPolicy: &DataPolicy{Action: EffectDeny}}}},
+		"filters":    {{PurposeSpec: PurposeSpec{Name: "eu-rows", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectFilter, RowFilter: "region = 'EU'"}}}},
 	}
 	// want[base][persona][purpose] = "effect/layer".
 	granted := func(layer string) map[string]string {
 		return map[string]string{"none": "allow/" + layer, "shares": "allow/" + layer, "masks": "mask/purpose", "exempts": "allow/" + layer,
-			"excepts": "allow/" + layer, "denies": "deny/purpose", "mask+deny": "deny/purpose", "other-tags": "allow/" + layer}
+			"excepts": "allow/" + layer, "denies": "deny/purpose", "mask+deny": "deny/purpose", "other-tags": "allow/" + layer, "filters": "allow/purpose"}
 	}
 	guestAlone := map[string]string{"none": "deny/base_role", "shares": "allow/purpose", "masks": "deny/base_role", "exempts": "allow/purpose",
-		"excepts": "deny/base_role", "denies": "deny/base_role", "mask+deny": "deny/base_role", "other-tags": "deny/base_role"}
+		"excepts": "deny/base_role", "denies": "deny/base_role", "mask+deny": "deny/base_role", "other-tags": "deny/base_role", "filters": "deny/base_role"}
 	want := map[string]map[string]map[string]string{
 		"Admin":  {"none": granted("base_role"), "shares": granted("base_role"), "other": granted("base_role")},
 		"Member": {"none": granted("base_role"), "shares": granted("base_role"), "other": granted("base_role")},
@@ -60,11 +61,14 @@ func TestDecideEveryLayerCombination(t *testing.T) {
 				if v.Allowed != (v.Effect != EffectDeny) || v.Reason == "" {
 					t.Errorf("%s/%s/%s: inconsistent %+v", b, pe, pu, v)
 				}
+				if filtered := pu == "filters" && v.Allowed; filtered != (len(v.RowFilters) == 1) {
+					t.Errorf("%s/%s/%s: row filters %v", b, pe, pu, v.RowFilters)
+				}
 				n++
 			}
 		}
 	}
-	if n != 3*3*8 {
+	if n != 3*3*9 {
 		t.Fatalf("%d combinations", n)
 	}
 }
@@ -87,6 +91,10 @@ func TestDecideBeyondData(t *testing.T) {
 		{"metadata not governed by a data policy", Subject{Status: StatusActive, BaseRole: member, Personas: steward, Purposes: masks}, "update_metadata", pii, "allow/persona"},
 		{"persona on another asset type", Subject{Status: StatusActive, BaseRole: member, Personas: steward}, "update_metadata", Asset{Connection: "snowflake-prod", Type: "view"}, "deny/base_role"},
 		{"persona on another connection", Subject{Status: StatusActive, BaseRole: member, Personas: steward}, "update_metadata", Asset{Connection: "snowflake-dev", Type: "table"}, "deny/base_role"},
+		{"mask and row filter", Subject{Status: StatusActive, BaseRole: member, Purposes: []Purpose{
+			{PurposeSpec: PurposeSpec{Name: "eu", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectFilter, RowFilter: "region = 'EU'"}}},
+			{PurposeSpec: PurposeSpec{Name: "pii", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectMask}}},
+		}}, "read", pii, "mask/purpose"},
 		{"pending", Subject{Status: StatusInvited, BaseRole: member}, "read", pii, "deny/base_role"},
 		{"deactivated admin", Subject{Status: StatusDisabled, BaseRole: Role{Name: "Admin", Permissions: []string{"read"}}}, "read", pii, "deny/base_role"},
 	}
@@ -94,6 +102,9 @@ func TestDecideBeyondData(t *testing.T) {
 		v := Decide(c.s, c.action, c.asset, []string{"read", "query"})
 		if got := v.Effect + "/" + v.Layer; got != c.want {
 			t.Errorf("%s: %s (%s), want %s", c.name, got, v.Reason, c.want)
+		}
+		if c.name == "mask and row filter" && fmt.Sprint(v.RowFilters) != "[region = 'EU']" {
+			t.Errorf("%s: row filters %v", c.name, v.RowFilters)
 		}
 	}
 }
