@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"roster.dev/pkg/idempotency"
@@ -40,6 +41,10 @@ type LayerStore interface {
 type Layers struct {
 	*App
 	layers LayerStore
+	// profiles caches each account's profile (account id → *profile.Profile):
+	// it never changes, and the access routes ask for it on every check,
+	// which R-7 answers without the database.
+	profiles sync.Map
 }
 
 // NewLayers returns the layered use cases over a.
@@ -56,6 +61,21 @@ func (l *Layers) Layered(ctx context.Context, accountID string) (bool, error) {
 }
 
 func (l *Layers) profileOf(ctx context.Context, accountID string) (*profile.Profile, error) {
+	p, err := l.accountProfile(ctx, accountID)
+	if err != nil {
+		return nil, err
+	}
+	if p.RolePolicy.RoleModel != domain.LayeredRoleModel {
+		return nil, fmt.Errorf("profile %s: %w", p.ID, domain.ErrLayersUnavailable)
+	}
+	return p, nil
+}
+
+// accountProfile is the account's profile, from the cache once read.
+func (l *Layers) accountProfile(ctx context.Context, accountID string) (*profile.Profile, error) {
+	if p, ok := l.profiles.Load(accountID); ok {
+		return p.(*profile.Profile), nil
+	}
 	acc, err := l.store.Account(ctx, accountID)
 	if err != nil {
 		return nil, err
@@ -64,9 +84,7 @@ func (l *Layers) profileOf(ctx context.Context, accountID string) (*profile.Prof
 	if err != nil {
 		return nil, fmt.Errorf("account %s: %v", acc.ID, err)
 	}
-	if p.RolePolicy.RoleModel != domain.LayeredRoleModel {
-		return nil, fmt.Errorf("profile %s: %w", p.ID, domain.ErrLayersUnavailable)
-	}
+	l.profiles.Store(accountID, p)
 	return p, nil
 }
 
