@@ -373,6 +373,13 @@ func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
 		if code, _ := c.do("GET", base+"/technicians", adaToken, nil); code != 401 {
 			t.Fatalf("a deactivated user's API token: %d", code)
 		}
+		// a deactivated Admin is denied everything.
+		svctest.Eventually(t, "the deactivated admin denied", func() bool {
+			return check(t, c, acc, acc.adminID, "read", "snowflake-prod", "table") == "deny/base_role"
+		})
+		if got := check(t, c, acc, mia, "read", "snowflake-prod", "table"); got != "allow/base_role" {
+			t.Fatalf("the new admin: %s", got)
+		}
 		if _, list := c.do("GET", base+"/tokens", acc.token, nil); strings.Contains(fmt.Sprint(list), "ada's script") {
 			t.Fatalf("the deactivated user's token still listed: %v", list)
 		}
