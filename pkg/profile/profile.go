@@ -96,6 +96,10 @@ type BuiltIn struct {
 	SiteScoped         bool     `json:"site_scoped"`
 	AssignToFirstAdmin bool     `json:"assign_to_first_admin,omitempty"`
 	DefaultForNew      bool     `json:"default_for_new,omitempty"`
+	// LayerCeiling, under the layered role model (R-9), is the most that
+	// personas and purposes may grant a holder of this base role (atlan:
+	// Guest is read-only); empty: no ceiling.
+	LayerCeiling []string `json:"layer_ceiling,omitempty"`
 }
 
 var (

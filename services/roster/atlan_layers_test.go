@@ -49,7 +49,7 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 		}
 		persona := map[string]any{
 			"name":   "Snowflake readers",
-			"grants": []any{map[string]any{"connection": "snowflake-prod", "asset_types": []string{"table", "view"}, "actions": []string{"read"}}},
+			"grants": []any{map[string]any{"connection": "snowflake-prod", "asset_types": []string{"table", "view"}, "actions": []string{"read", "update_metadata"}}},
 			"ui":     []string{"glossary"},
 		}
 		code, per := c.do("POST", base+"/personas", acc.token, persona, "Idempotency-Key", "per-1")
@@ -101,12 +101,17 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 			{"read", "snowflake-prod", "view", "allow/persona"},
 			{"read", "snowflake-prod", "dashboard", "deny/base_role"},
 			{"read", "databricks", "table", "deny/base_role"},
-			{"update_metadata", "snowflake-prod", "table", "deny/base_role"},
+			{"update_metadata", "snowflake-prod", "table", "deny/base_role"}, // the persona grants it; a Guest is read-only
 			{"search", "snowflake-prod", "table", "deny/base_role"},
 		} {
 			if got := check(t, c, acc, gus, q.action, q.conn, q.typ); got != q.want {
 				t.Errorf("guest %s on %s/%s: %s, want %s", q.action, q.conn, q.typ, got, q.want)
 			}
+		}
+
+		_, ge := c.do("GET", base+"/technicians/"+gus+"/effective-access", acc.token, nil)
+		if fmt.Sprint(ge["base_role"].(map[string]any)["layer_ceiling"]) != "[read search query]" {
+			t.Errorf("the guest's effective access shows no ceiling: %v", ge)
 		}
 
 		// A PII purpose masks PII for a Member who is not its member.

@@ -394,7 +394,17 @@ func (l *Layers) subject(ctx context.Context, accountID, technicianID string) (d
 	if err != nil {
 		return domain.Subject{}, err
 	}
-	return domain.Subject{TechnicianID: technicianID, Status: t.Status, BaseRole: role, Personas: personas, Purposes: purposes}, nil
+	s := domain.Subject{TechnicianID: technicianID, Status: t.Status, BaseRole: role, Personas: personas, Purposes: purposes}
+	if p, err := l.accountProfile(ctx, accountID); err != nil {
+		return domain.Subject{}, err
+	} else if role.BuiltIn {
+		for _, b := range p.RolePolicy.BuiltInRoles {
+			if strings.EqualFold(b.Name, role.Name) && len(b.LayerCeiling) > 0 {
+				s.Ceiling = b.LayerCeiling
+			}
+		}
+	}
+	return s, nil
 }
 
 // LayeredCheck is POST …/access/check on a layered account (R-9).
@@ -450,6 +460,9 @@ type BaseRoleAccess struct {
 	ID      string   `json:"id"`
 	Name    string   `json:"name"`
 	Actions []string `json:"actions"`
+	// LayerCeiling: the most personas and purposes grant this role (a
+	// Guest is read-only); absent: no ceiling.
+	LayerCeiling []string `json:"layer_ceiling,omitempty"`
 }
 
 // PurposeAccessView is how one purpose bears on the user: the actions it
@@ -474,7 +487,7 @@ func (l *Layers) EffectiveLayered(ctx context.Context, accountID, technicianID s
 		return LayeredAccess{}, err
 	}
 	out := LayeredAccess{TechnicianID: technicianID, Status: string(s.Status), Denied: s.Status != domain.StatusActive,
-		BaseRole: BaseRoleAccess{ID: s.BaseRole.ID, Name: s.BaseRole.Name, Actions: nonNil(s.BaseRole.Permissions)},
+		BaseRole: BaseRoleAccess{ID: s.BaseRole.ID, Name: s.BaseRole.Name, Actions: nonNil(s.BaseRole.Permissions), LayerCeiling: s.Ceiling},
 		Personas: []PersonaView{}, Purposes: []PurposeAccessView{}}
 	for _, p := range s.Personas {
 		out.Personas = append(out.Personas, viewPersona(p))

@@ -214,7 +214,10 @@ type Subject struct {
 	TechnicianID string
 	Status       Status
 	BaseRole     Role
-	Personas     []Persona
+	// Ceiling is the most personas and purposes may grant this base role
+	// (the profile's layer_ceiling: a Guest is read-only); nil: no ceiling.
+	Ceiling  []string
+	Personas []Persona
 	// Purposes are every purpose of the account: data policies apply to
 	// everyone who is not exempt.
 	Purposes []Purpose
@@ -270,10 +273,14 @@ func Decide(s Subject, action string, a Asset, dataActions []string) Verdict {
 	}
 	v := Verdict{Effect: EffectDeny, Layer: LayerBaseRole, Source: s.BaseRole.Name,
 		Reason: fmt.Sprintf("the %s base role does not include %s, and no persona or purpose of the user shares it on this asset", s.BaseRole.Name, action)}
+	capped := s.Ceiling != nil && !slices.Contains(s.Ceiling, action)
 	switch {
 	case slices.Contains(s.BaseRole.Permissions, action):
 		v = Verdict{Allowed: true, Effect: EffectAllow, Layer: LayerBaseRole, Source: s.BaseRole.Name,
 			Reason: fmt.Sprintf("the %s base role includes %s", s.BaseRole.Name, action)}
+	case capped:
+		v.Reason = fmt.Sprintf("the %s base role is limited to %s: no persona or purpose grants it %s",
+			s.BaseRole.Name, strings.Join(s.Ceiling, ", "), action)
 	default:
 		for _, p := range s.Personas {
 			if i := slices.IndexFunc(p.Grants, func(g Grant) bool { return g.allows(action, a) }); i >= 0 {

@@ -95,6 +95,9 @@ func TestDecideBeyondData(t *testing.T) {
 			{PurposeSpec: PurposeSpec{Name: "eu", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectFilter, RowFilter: "region = 'EU'"}}},
 			{PurposeSpec: PurposeSpec{Name: "pii", Classifications: []string{"PII"}, DataPolicy: &DataPolicy{Action: EffectMask}}},
 		}}, "read", pii, "mask/purpose"},
+		{"a read-only guest's persona grants no edit", Subject{Status: StatusActive, BaseRole: Role{Name: "Guest"}, Ceiling: []string{"read", "search", "query"}, Personas: steward}, "update_metadata", pii, "deny/base_role"},
+		{"a read-only guest's persona grants reads", Subject{Status: StatusActive, BaseRole: Role{Name: "Guest"}, Ceiling: []string{"read", "search", "query"},
+			Personas: []Persona{{PersonaSpec: PersonaSpec{Name: "r", Grants: []Grant{{Connection: "snowflake-prod", AssetTypes: []string{"table"}, Actions: []string{"read"}}}}}}}, "read", pii, "allow/persona"},
 		{"pending", Subject{Status: StatusInvited, BaseRole: member}, "read", pii, "deny/base_role"},
 		{"deactivated admin", Subject{Status: StatusDisabled, BaseRole: Role{Name: "Admin", Permissions: []string{"read"}}}, "read", pii, "deny/base_role"},
 	}
