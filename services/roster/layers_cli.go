@@ -530,3 +530,55 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// printLayeredAccess prints a layered account's effective access (R-9:
+// base role, personas, purposes); false when raw is the permission
+// model's answer.
+func printLayeredAccess(stdout io.Writer, raw json.RawMessage) (bool, error) {
+	var e struct {
+		TechnicianID string `json:"technician_id"`
+		Status       string `json:"status"`
+		Denied       bool   `json:"denied"`
+		BaseRole     *struct {
+			Name         string   `json:"name"`
+			Actions      []string `json:"actions"`
+			LayerCeiling []string `json:"layer_ceiling"`
+		} `json:"base_role"`
+		Personas []personaRow `json:"personas"`
+		Purposes []struct {
+			Name            string   `json:"name"`
+			Classifications []string `json:"classifications"`
+			Member          bool     `json:"member"`
+			Actions         []string `json:"actions"`
+			DataPolicy      *string  `json:"data_policy"`
+		} `json:"purposes"`
+	}
+	if err := json.Unmarshal(raw, &e); err != nil || e.BaseRole == nil {
+		return false, err
+	}
+	fmt.Fprintf(stdout, "technician %s (%s)", e.TechnicianID, e.Status)
+	if e.Denied {
+		fmt.Fprint(stdout, ": every action denied until active")
+	}
+	fmt.Fprintln(stdout)
+	w := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "LAYER\tNAME\tGRANTS\tDATA POLICY")
+	grants := orNone(e.BaseRole.Actions) + " (every asset)"
+	if len(e.BaseRole.LayerCeiling) > 0 {
+		grants += "; from personas and purposes at most " + strings.Join(e.BaseRole.LayerCeiling, ",")
+	}
+	fmt.Fprintf(w, "base_role\t%s\t%s\t-\n", e.BaseRole.Name, grants)
+	for _, p := range e.Personas {
+		for _, g := range p.Grants {
+			fmt.Fprintf(w, "persona\t%s\t%s on %s of %s\t-\n", p.Name, strings.Join(g.Actions, ","), strings.Join(g.AssetTypes, ","), g.Connection)
+		}
+	}
+	for _, p := range e.Purposes {
+		policy := "-"
+		if p.DataPolicy != nil {
+			policy = *p.DataPolicy
+		}
+		fmt.Fprintf(w, "purpose\t%s\t%s on %s\t%s\n", p.Name, orNone(p.Actions), strings.Join(p.Classifications, ","), policy)
+	}
+	return true, w.Flush()
+}

@@ -76,6 +76,12 @@ func TestLayerCommands(t *testing.T) {
 	if !strings.Contains(out, "allow (by base_role Admin)") {
 		t.Fatalf("access asset: %s", out)
 	}
+	out, err = runRoles(t, cmd("access", "explain", acc.adminID)...)
+	for _, want := range []string{"base_role  Admin", "persona    Snowflake readers  read on view of snowflake-prod", "purpose    PII", "allow", "purpose    EU", "filter"} {
+		if err != nil || !strings.Contains(out, want) {
+			t.Fatalf("access explain lacks %q: %v\n%s", want, err, out)
+		}
+	}
 	out, err = runRoles(t, cmd("access", "asset", acc.adminID, "read", "--connection=snowflake-prod", "--type=table", "--tag=customer")...)
 	if err != nil || !strings.Contains(out, "allow (by purpose EU)") || !strings.Contains(out, "rows where region = 'EU'") {
 		t.Fatalf("access asset on a filtered table: %v\n%s", err, out)
