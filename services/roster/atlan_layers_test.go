@@ -210,6 +210,23 @@ func TestAtlanPersonasAndPurposes(t *testing.T) {
 		if got := check(t, c, acc, gus, "read", "snowflake-prod", "table"); got != "deny/base_role" {
 			t.Errorf("guest after the persona narrowed: %s", got)
 		}
+		// Persona assignment and replacement problems are named.
+		for _, q := range []struct {
+			method, path string
+			body         map[string]any
+			code         int
+			names        string
+		}{
+			{"PUT", "/personas/persona_nope", persona, 404, "persona_nope"},
+			{"PUT", "/technicians/" + gus + "/personas", map[string]any{"persona_ids": []string{"persona_nope"}}, 422, "persona_nope"},
+			{"PUT", "/technicians/" + gus + "/personas", map[string]any{}, 422, "persona_ids"},
+			{"PUT", "/technicians/tech_nope/personas", map[string]any{"persona_ids": []string{}}, 404, "tech_nope"},
+		} {
+			if code, body := c.do(q.method, base+q.path, acc.token, q.body); code != q.code || !strings.Contains(fmt.Sprint(body), q.names) {
+				t.Errorf("%s %s: %d %v, want %d naming %s", q.method, q.path, code, body, q.code, q.names)
+			}
+		}
+
 		// POST …/technicians takes base_role and personas as well.
 		if code, body := c.do("POST", base+"/technicians", acc.token, map[string]any{"email": "pat@atlan.test", "role": "Admin", "base_role": "Guest"}); code != 422 || !strings.Contains(fmt.Sprint(body), "base_role") {
 			t.Fatalf("role and base_role differ: %d %v", code, body)
