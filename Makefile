@@ -5,7 +5,7 @@ BIN   := $(CURDIR)/bin
 # Every module of the workspace (go.work).
 PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/... \
          roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
-         roster.dev/services/audit/... roster.dev/services/roster/...
+         roster.dev/services/audit/... roster.dev/services/roster/... roster.dev/deploy/...
 
 .PHONY: run build test vet fuzz proto proto-check tools clean chaos bench
 
@@ -71,7 +71,7 @@ $(NATS_SERVER):
 
 vet:
 	$(GO) vet $(PKGS) roster.dev/bench/...
-	@unformatted=$$(gofmt -l pkg services proto bench | grep -v '\.pb\.go$$' || true); \
+	@unformatted=$$(gofmt -l pkg services proto bench deploy | grep -v '\.pb\.go$$' || true); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 
 ## tools: buf and protoc-gen-go at the versions pinned in proto/tools/go.mod

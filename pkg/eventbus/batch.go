@@ -174,11 +174,14 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 		c.applyOne(items[0].nm, items[0].wm)
 		return
 	}
+	hooks := &commitHooks{}
 	for i := range items {
 		items[i].ctx, items[i].sp = c.b.span(c.name, items[i].wm, items[i].d)
+		items[i].ctx = context.WithValue(items[i].ctx, commitHooksKey{}, hooks)
 	}
 	applied := make([]bool, len(items))
 	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+		hooks.fns = hooks.fns[:0] // a retried attempt registers again
 		for i, it := range items {
 			a, err := claimAndApply(it.ctx, tx, c.name, it.d)
 			if err != nil {
@@ -201,6 +204,9 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 			c.applyOne(it.nm, it.wm)
 		}
 		return
+	}
+	for _, f := range hooks.fns {
+		f()
 	}
 	for i, it := range items {
 		if c.b.afterCommit != nil {

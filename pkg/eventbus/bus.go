@@ -343,6 +343,10 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
+	if err := ensureConsumer(conn, source, name, b.cfg.AckWait); err != nil {
+		conn.Close()
+		return nil, err
+	}
 	sub, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
 		Unmarshaler:      deliveryUnmarshaler{},
 		SubscribersCount: 1,
@@ -377,6 +381,46 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	h.AddMiddleware(b.deadLetter(name))
 	trackLag(EventStream(source), name, conn)
 	return conn, nil
+}
+
+// DeliverPrefix starts the deliver subject of a durable consumer:
+// roster.deliver.<consumer>, where its replicas' queue subscriptions take
+// its events.
+const DeliverPrefix = "roster.deliver."
+
+// ensureConsumer creates the durable consumer of service on the stream of
+// source before the subscription binds to it, with the settings the
+// subscription asks for. A consumer that nats.go creates for a
+// subscription is deleted when that subscription ends (Unsubscribe or
+// Drain at shutdown): with replicas it would be pulled from under the
+// others sharing it, and the next start would redeliver the whole stream.
+// One it finds is left alone. Replicas starting at once create the same
+// configuration, which JetStream accepts as one.
+func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration) error {
+	js, err := conn.JetStream()
+	if err != nil {
+		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
+	}
+	stream := EventStream(source)
+	if _, err := js.ConsumerInfo(stream, name); err == nil {
+		return nil
+	} else if !errors.Is(err, nats.ErrConsumerNotFound) {
+		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
+	}
+	_, err = js.AddConsumer(stream, &nats.ConsumerConfig{
+		Durable:        name,
+		DeliverSubject: DeliverPrefix + name,
+		DeliverGroup:   name,
+		FilterSubject:  EventSubjects(source),
+		DeliverPolicy:  nats.DeliverAllPolicy,
+		AckPolicy:      nats.AckExplicitPolicy,
+		AckWait:        ackWait,
+		MaxAckPending:  1024,
+	})
+	if err != nil {
+		return fmt.Errorf("eventbus: create consumer %s: %w", name, err)
+	}
+	return nil
 }
 
 // permanentError marks a failure that no retry can fix (an undecodable
@@ -467,7 +511,10 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 		defer span.End()
 
 		applied := false
+		hooks := &commitHooks{}
+		ctx = context.WithValue(ctx, commitHooksKey{}, hooks)
 		err = b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+			hooks.fns = hooks.fns[:0] // a retried attempt registers again
 			var err error
 			applied, err = claimAndApply(ctx, tx, consumer, d)
 			return err
@@ -476,6 +523,9 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 			span.RecordError(err)
 			span.SetStatus(codes.Error, err.Error())
 			return err
+		}
+		for _, f := range hooks.fns {
+			f()
 		}
 		if b.afterCommit != nil {
 			b.afterCommit(d.meta.GetEventId())
@@ -629,4 +679,26 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 		published.WithLabelValues(p.service, m.Metadata.Get(HeaderType)).Inc()
 	}
 	return nil
+}
+
+// commitHooks are the functions a handler asked to run once its
+// transaction committed (OnCommit).
+type commitHooks struct{ fns []func() }
+
+type commitHooksKey struct{}
+
+// OnCommit registers fn to run after the transaction of the event handler
+// running in ctx committed, before the event is acknowledged; it does not
+// run when the transaction fails. It reports false, and registers nothing,
+// when ctx is not a handler's (the caller runs its own transaction). A
+// handler uses it to tell others about what it committed — rolepolicy's
+// replicas, about a changed access index — never for effects that must not
+// be lost: those go through the outbox.
+func OnCommit(ctx context.Context, fn func()) bool {
+	h, ok := ctx.Value(commitHooksKey{}).(*commitHooks)
+	if !ok {
+		return false
+	}
+	h.fns = append(h.fns, fn)
+	return true
 }

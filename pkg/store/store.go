@@ -120,8 +120,15 @@ func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
 	}
 	// Each service lives in its own schema; search_path makes every
 	// unqualified table name resolve there, so the SQL is the same as on SQLite.
+	// The schema may exist already, created by the operator for the
+	// service's own role (deploy/postgres/init.sql), which then has no
+	// right to create schemas: look before creating.
 	admin := stdlib.OpenDB(*connCfg.Copy())
-	_, err = admin.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{cfg.Service}.Sanitize())
+	var exists bool
+	err = admin.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM pg_namespace WHERE nspname = $1)`, cfg.Service).Scan(&exists)
+	if err == nil && !exists {
+		_, err = admin.ExecContext(ctx, `CREATE SCHEMA IF NOT EXISTS `+pgx.Identifier{cfg.Service}.Sanitize())
+	}
 	admin.Close()
 	if err != nil && !isUniqueViolation(err) { // two replicas racing to create it
 		return nil, fmt.Errorf("store: create schema %s: %w", cfg.Service, err)

@@ -59,6 +59,10 @@ type Config struct {
 	// PublicURL is the base URL of links in mails (default: the HTTP
 	// server's URL, URL()).
 	PublicURL string
+	// Routes, when set, mounts more handlers (the web console) on the
+	// router after the services' routes; self is the HTTP server's own URL,
+	// through which they reach the public API.
+	Routes func(r chi.Router, self string) error
 }
 
 // Host runs services until stopped.
@@ -128,8 +132,8 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	}
 	js, err := admin.JetStream()
 	if err == nil {
-		err = eventbus.EnsureStreams(js, eventbus.StreamOptions{Replicas: cfg.StreamReplicas,
-			AuditMaxAge: cfg.AuditMaxAge, AuditMaxBytes: cfg.AuditMaxBytes})
+		err = ensureStreams(ctx, js, eventbus.StreamOptions{Replicas: cfg.StreamReplicas,
+			AuditMaxAge: cfg.AuditMaxAge, AuditMaxBytes: cfg.AuditMaxBytes}, h.log)
 	}
 	admin.Close()
 	if err != nil {
@@ -198,6 +202,11 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 			return nil, fmt.Errorf("%s: %w", s.Name(), err)
 		}
 		s.Routes(r)
+	}
+	if cfg.Routes != nil {
+		if err := cfg.Routes(r, h.URL()); err != nil {
+			return nil, err
+		}
 	}
 
 	h.srv = &http.Server{Handler: r, ReadHeaderTimeout: 10 * time.Second}
@@ -299,5 +308,28 @@ func (h *Host) closeResources() {
 	}
 	if h.ns != nil {
 		h.ns.Shutdown()
+	}
+}
+
+// streamsPatience is how long Start retries creating the streams: a
+// service started with its NATS cluster waits for JetStream to elect its
+// meta leader rather than failing and being restarted.
+var streamsPatience = time.Minute
+
+// ensureStreams creates or updates the streams, retrying every second for
+// streamsPatience (or until ctx ends) while JetStream does not answer.
+func ensureStreams(ctx context.Context, js nats.JetStreamManager, o eventbus.StreamOptions, log *slog.Logger) error {
+	deadline := time.Now().Add(streamsPatience)
+	for {
+		err := eventbus.EnsureStreams(js, o)
+		if err == nil || time.Now().After(deadline) {
+			return err
+		}
+		log.WarnContext(ctx, "JetStream not ready; retrying", "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(time.Second):
+		}
 	}
 }

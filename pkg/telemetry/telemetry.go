@@ -122,3 +122,8 @@ func (w *statusWriter) WriteHeader(code int) {
 }
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes flushes through, so that streamed answers (the audit tail's
+// server-sent events) reach the client as they are written, not when a
+// buffer fills.
+func (w *statusWriter) Flush() { _ = http.NewResponseController(w.ResponseWriter).Flush() }

@@ -9,11 +9,13 @@
 package rolepolicy
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
@@ -30,10 +32,23 @@ import (
 type Service struct {
 	http *ports.HTTP
 	app  *app.App
-	// rpc answers access checks (rpc.CheckAccess). The subscription lives
-	// as long as its connection, which the host closes on shutdown.
-	rpc *nats.Subscription
+	// rpc answers access checks (rpc.CheckAccess); replicas hears the
+	// other replicas' index changes (ports.ReplicateIndex). The
+	// subscriptions live as long as their connection, which the host
+	// closes on shutdown.
+	rpc, replicas *nats.Subscription
+	// catchUp is how often Run compares the index with the database's
+	// index versions (default DefaultCatchUp).
+	catchUp time.Duration
+	log     *slog.Logger
 }
+
+// DefaultCatchUp is how often each replica compares its access index with
+// the database (app/replicas.go): the most a replica that missed another
+// replica's announcement answers from an older index.
+const DefaultCatchUp = 2 * time.Second
+
+var _ svc.Runner = (*Service)(nil)
 
 var _ svc.Service = (*Service)(nil)
 
@@ -74,9 +89,24 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 			nc.Close()
 			return fmt.Errorf("rolepolicy: serve %s: %w", rpc.CheckAccess, err)
 		}
+		if s.replicas, err = ports.ReplicateIndex(nc, a, log); err != nil {
+			nc.Close()
+			return fmt.Errorf("rolepolicy: subscribe %s: %w", ports.IndexSubject, err)
+		}
 	}
 	s.app = a
+	s.log = log
 	s.http = ports.NewHTTP(a, d.Auth, d.Operator, log).WithLayers(layers)
+	return nil
+}
+
+// Run keeps the access index in step with the other replicas' changes
+// until ctx ends (ports.CatchUpEvery). The host calls it after Setup.
+func (s *Service) Run(ctx context.Context) error {
+	if s.app == nil {
+		return errors.New("rolepolicy: Run called before Setup")
+	}
+	ports.CatchUpEvery(ctx, s.app, cmp.Or(s.catchUp, DefaultCatchUp), s.log)
 	return nil
 }
 

@@ -24,6 +24,7 @@ import (
 	"roster.dev/services/audit"
 	"roster.dev/services/identity"
 	"roster.dev/services/rolepolicy"
+	"roster.dev/services/roster/console"
 	"roster.dev/services/seatbilling"
 )
 
@@ -142,7 +143,8 @@ func Serve(ctx context.Context, cfg Config, services []svc.Service, stdout, stde
 	host, err := svc.Start(ctx, svc.Config{
 		DataDir: cfg.Data, HTTP: cfg.HTTP, NATSListen: natsListen, NATSURL: cfg.NATSURL,
 		DB: cfg.DB, OperatorToken: token, Log: log, Mail: cfg.Mail, PublicURL: cfg.PublicURL,
-		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes,
+		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes, StreamReplicas: cfg.StreamReplicas,
+		Routes: console.Mount, // the web console at / (issue 12)
 	}, services...)
 	if err != nil {
 		return err

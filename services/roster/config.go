@@ -37,6 +37,9 @@ type Config struct {
 	AuditSigningKey string
 	AuditRetention  time.Duration
 	AuditMaxBytes   int64
+	// StreamReplicas is the replica count of the streams (1 embedded, 3 on
+	// a NATS cluster: deploy/nats).
+	StreamReplicas int
 }
 
 func (c *Config) bind(fs *pflag.FlagSet) {
@@ -52,6 +55,7 @@ func (c *Config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", "", "PEM file of the Ed25519 key that signs audit checkpoints, created when missing (default <data>/audit-signing.key); every audit process of an installation needs the same file")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 30*24*time.Hour, "how long the public audit stream keeps records (0: forever); the audit log itself keeps everything")
 	fs.Int64Var(&c.AuditMaxBytes, "audit-max-bytes", 0, "size cap of the public audit stream in bytes, oldest records dropped first (0: none)")
+	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replica count of the JetStream streams Roster creates or updates: 1 to 5, more than 1 only with --nats-url (3 on a 3-node cluster)")
 }
 
 // applyEnv fills every flag not given on the command line from
@@ -83,6 +87,12 @@ func (c *Config) validate() error {
 	}
 	if c.AuditRetention < 0 || c.AuditMaxBytes < 0 {
 		return errors.New("--audit-retention and --audit-max-bytes must not be negative")
+	}
+	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
+		return fmt.Errorf("--stream-replicas must be 1 to 5 (JetStream's limit), got %d", c.StreamReplicas)
+	}
+	if c.StreamReplicas > 1 && c.NATSURL == "" {
+		return fmt.Errorf("--stream-replicas %d needs --nats-url: the embedded NATS is one node", c.StreamReplicas)
 	}
 	if c.DB != "" && !strings.HasPrefix(c.DB, "postgres://") && !strings.HasPrefix(c.DB, "postgresql://") {
 		return errors.New("--db must be empty (SQLite) or a postgres:// URL")

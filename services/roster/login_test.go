@@ -531,3 +531,48 @@ func TestMailFlags(t *testing.T) {
 		})
 	}
 }
+
+// --stream-replicas (ROSTER_STREAM_REPLICAS, issue 13): 1 to 5, more than
+// 1 only on an external NATS.
+func TestStreamReplicasFlag(t *testing.T) {
+	for _, c := range []struct {
+		replicas, natsURL, want string
+	}{
+		{"", "", ""},
+		{"1", "", ""},
+		{"3", "nats://n1:4222,nats://n2:4222,nats://n3:4222", ""},
+		{"5", "nats://n1:4222", ""},
+		{"3", "", "--stream-replicas 3 needs --nats-url"},
+		{"0", "nats://n1:4222", "--stream-replicas must be 1 to 5"},
+		{"6", "nats://n1:4222", "--stream-replicas must be 1 to 5"},
+	} {
+		t.Run(c.replicas+" "+c.natsURL, func(t *testing.T) {
+			if c.replicas != "" {
+				t.Setenv("ROSTER_STREAM_REPLICAS", c.replicas)
+			}
+			t.Setenv("ROSTER_NATS_URL", c.natsURL)
+			var cfg Config
+			cmd := &cobra.Command{Use: "serve"}
+			cfg.bind(cmd.Flags())
+			if err := applyEnv(cmd); err != nil {
+				t.Fatal(err)
+			}
+			if c.replicas == "" && cfg.StreamReplicas != 1 {
+				t.Fatalf("default --stream-replicas %d, want 1", cfg.StreamReplicas)
+			}
+			err := cfg.validate()
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)) {
+				t.Fatalf("validate: %v, want %q", err, c.want)
+			}
+		})
+	}
+	t.Run("not a number", func(t *testing.T) {
+		t.Setenv("ROSTER_STREAM_REPLICAS", "three")
+		var cfg Config
+		cmd := &cobra.Command{Use: "serve"}
+		cfg.bind(cmd.Flags())
+		if err := applyEnv(cmd); err == nil || !strings.Contains(err.Error(), "ROSTER_STREAM_REPLICAS") {
+			t.Fatalf("applyEnv: %v, want an error naming ROSTER_STREAM_REPLICAS", err)
+		}
+	})
+}

@@ -1,10 +1,13 @@
 package adapters
 
 import (
+	"cmp"
 	"context"
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"roster.dev/pkg/store"
@@ -84,10 +87,18 @@ func (s Store) QueueMail(ctx context.Context, tx *sql.Tx, m app.OutboxMail) erro
 	return nil
 }
 
-// DueMail returns up to limit queued mails due at now, oldest first.
-func (s Store) DueMail(ctx context.Context, now time.Time, limit int) ([]app.OutboxMail, error) {
-	rows, err := s.DB.QueryContext(ctx, `SELECT id, account_id, to_address, subject, body, created_at, attempts
-		FROM mail_outbox WHERE next_attempt_at <= $1 ORDER BY created_at, id LIMIT $2`, store.Time(now), limit)
+// DueMail claims up to limit queued mails due at now, oldest first: they
+// are not due again before until, so that another identity replica's
+// mailer does not send them too (issue 13). A mail whose sender dies before
+// MailSent or MailFailed is sent again once until passed. The outer
+// next_attempt_at condition is checked again on the row a concurrent claim
+// committed (PostgreSQL re-reads a row it waited for), so two replicas
+// never claim one mail; SQLite runs one writer at a time.
+func (s Store) DueMail(ctx context.Context, now, until time.Time, limit int) ([]app.OutboxMail, error) {
+	rows, err := s.DB.QueryContext(ctx, `UPDATE mail_outbox SET next_attempt_at = $3
+		WHERE next_attempt_at <= $1 AND id IN (SELECT id FROM mail_outbox WHERE next_attempt_at <= $1
+			ORDER BY created_at, id LIMIT $2)
+		RETURNING id, account_id, to_address, subject, body, created_at, attempts`, store.Time(now), limit, store.Time(until))
 	if err != nil {
 		return nil, fmt.Errorf("due mail: %w", err)
 	}
@@ -104,7 +115,14 @@ func (s Store) DueMail(ctx context.Context, now time.Time, limit int) ([]app.Out
 		}
 		out = append(out, m)
 	}
-	return out, rows.Err()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	// RETURNING keeps no order.
+	slices.SortFunc(out, func(a, b app.OutboxMail) int {
+		return cmp.Or(a.CreatedAt.Compare(b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	return out, nil
 }
 
 // MailSent forgets a mail the transport took.

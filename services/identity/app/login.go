@@ -30,7 +30,9 @@ type CredentialStore interface {
 	// RevokeOwnedTokens revokes the API tokens acting for the technician.
 	RevokeOwnedTokens(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) ([]string, error)
 	QueueMail(ctx context.Context, tx *sql.Tx, m OutboxMail) error
-	DueMail(ctx context.Context, now time.Time, limit int) ([]OutboxMail, error)
+	// DueMail claims the due mails until until (no other mailer gets
+	// them before).
+	DueMail(ctx context.Context, now, until time.Time, limit int) ([]OutboxMail, error)
 	MailSent(ctx context.Context, id string) error
 	MailFailed(ctx context.Context, id string, next time.Time, reason string) error
 	SetPassword(ctx context.Context, tx *sql.Tx, technicianID, hash, method string, now time.Time) error

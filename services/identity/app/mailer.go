@@ -30,6 +30,9 @@ const (
 	mailRetryMin = time.Second
 	mailRetryMax = 5 * time.Minute
 	mailBatch    = 50
+	// mailClaim is how long a claimed batch belongs to one mailer (one
+	// identity replica): longer than sending a batch takes.
+	mailClaim = 5 * time.Minute
 )
 
 func mailRetryAfter(attempts int) time.Duration {
@@ -50,7 +53,8 @@ func (c *Credentials) DeliverMail(ctx context.Context) (sent int, err error) {
 	if c.Mail == nil {
 		return 0, nil
 	}
-	due, err := c.Creds.DueMail(ctx, time.Now(), mailBatch)
+	now := time.Now()
+	due, err := c.Creds.DueMail(ctx, now, now.Add(mailClaim), mailBatch)
 	if err != nil {
 		return 0, err
 	}

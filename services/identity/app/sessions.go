@@ -114,7 +114,10 @@ func (c *Credentials) revokeSessions(ctx context.Context, tx *sql.Tx, accountID,
 // AuthenticateSession resolves a session token's SHA-256 (App's hook for
 // rpc.Authenticate): live while neither expired (absolute or idle),
 // revoked nor its technician disabled (I-7, L-4). A use moves the idle
-// expiry on. Sessions carry no scopes yet.
+// expiry on. The session of an active technician holding the built-in
+// Admin role carries every account scope, looked up at each request so a
+// demoted or disabled admin loses them at once (least privilege); every
+// other session carries none yet (docs/api-notes.md, "Console").
 func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Principal, bool, error) {
 	now := c.Now().UTC().Truncate(time.Microsecond)
 	ses, err := c.Sessions.LiveSession(ctx, hex.EncodeToString(hash), now)
@@ -130,7 +133,17 @@ func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Pri
 			return Principal{}, false, err
 		}
 	}
-	return Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID, EnrollmentOnly: ses.EnrollmentOnly}, true, nil
+	p := Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID, EnrollmentOnly: ses.EnrollmentOnly}
+	if !ses.EnrollmentOnly {
+		t, err := c.Technicians.Technician(ctx, c.DB, ses.AccountID, ses.TechnicianID)
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			return Principal{}, false, err
+		}
+		if err == nil && t.IsAdmin && t.Status == domain.StatusActive {
+			p.Scopes = domain.AccountScopes
+		}
+	}
+	return p, true, nil
 }
 
 // RevokeAccess ends, in the disabling transaction, every session of the

@@ -74,6 +74,11 @@ type Store interface {
 	// IndexStates reads one account's state for the access index, or every
 	// account's when accountID is "".
 	IndexStates(ctx context.Context, tx *sql.Tx, accountID string) ([]access.State, error)
+	// BumpIndexVersion adds one to the account's index version within tx
+	// and returns it; IndexVersions reads the versions of every account, or
+	// of one (app/replicas.go).
+	BumpIndexVersion(ctx context.Context, tx *sql.Tx, accountID string) (int64, error)
+	IndexVersions(ctx context.Context, tx *sql.Tx, accountID string) (map[string]int64, error)
 }
 
 // Events writes outgoing events to the outbox within tx (eventbus.Bus).
@@ -90,6 +95,9 @@ type App struct {
 	now    func() time.Time
 	// index answers access checks from memory (R-7; see index.go).
 	index *access.Index
+	// versions are the index versions this replica's index was built
+	// from (replicas.go).
+	versions versions
 }
 
 // New returns the use cases over the service's database (for the
@@ -102,7 +110,7 @@ func New(db *store.DB, st Store, events Events, log *slog.Logger, now func() tim
 	if now == nil {
 		now = time.Now
 	}
-	return &App{db: db, store: st, events: events, log: log, now: now, index: access.New()}
+	return &App{db: db, store: st, events: events, log: log, now: now, index: access.New(), versions: versions{known: map[string]int64{}}}
 }
 
 // Index is the access index the checks read. It is empty until LoadIndex.

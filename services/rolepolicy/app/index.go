@@ -36,12 +36,22 @@ import (
 // LoadIndex rebuilds the whole access index from the database: at start,
 // before the bus delivers events and the HTTP server takes requests.
 func (a *App) LoadIndex(ctx context.Context) error {
+	// The versions first: a change committed between the two reads makes
+	// the states newer than their versions, which CatchUp rebuilds again,
+	// never the other way round (replicas.go).
+	vs, err := a.store.IndexVersions(ctx, nil, "")
+	if err != nil {
+		return fmt.Errorf("load access index: %w", err)
+	}
 	states, err := a.store.IndexStates(ctx, nil, "")
 	if err != nil {
 		return fmt.Errorf("load access index: %w", err)
 	}
 	if err := a.index.InstallAll(states); err != nil {
 		return fmt.Errorf("load access index: %w", err)
+	}
+	for id, v := range vs {
+		a.versions.saw(id, v)
 	}
 	techs := 0
 	for _, st := range states {
@@ -55,22 +65,7 @@ func (a *App) LoadIndex(ctx context.Context) error {
 // account's lock so that no change of another writer slips in between the
 // read and the install.
 func (a *App) resync(ctx context.Context, accountID string) {
-	err := a.db.InTx(ctx, func(tx *sql.Tx) error {
-		if _, err := a.store.LockAccount(ctx, tx, accountID); err != nil {
-			return err
-		}
-		states, err := a.store.IndexStates(ctx, tx, accountID)
-		if err != nil {
-			return err
-		}
-		for _, st := range states {
-			if err := a.index.Install(st); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := a.rebuild(ctx, accountID); err != nil {
 		a.log.ErrorContext(ctx, "access index: account not resynchronised; it is rebuilt at the next start",
 			"account_id", accountID, "err", err)
 		return
@@ -88,9 +83,13 @@ func (a *App) resync(ctx context.Context, accountID string) {
 func (a *App) write(ctx context.Context, accountID string, req idempotency.Request,
 	fn func(tx *sql.Tx) (status int, body any, change func(*access.Index), err error)) (idempotency.Result, error) {
 	touched := false
+	var version int64
 	res, err := idempotency.Do(ctx, a.db, req, func(tx *sql.Tx) (int, any, error) {
 		status, body, change, err := fn(tx)
 		if err == nil && change != nil {
+			if version, err = a.store.BumpIndexVersion(ctx, tx, accountID); err != nil {
+				return 0, nil, err
+			}
 			change(a.index)
 			touched = true
 		}
@@ -98,6 +97,8 @@ func (a *App) write(ctx context.Context, accountID string, req idempotency.Reque
 	})
 	if touched && (err != nil || res.Replayed) {
 		a.resync(context.WithoutCancel(ctx), accountID)
+	} else if touched {
+		a.committed(accountID, version)
 	}
 	return res, err
 }
@@ -143,6 +144,9 @@ func (a *App) RecordSite(ctx context.Context, tx *sql.Tx, s domain.Site) error {
 		return err
 	}
 	if first {
+		if err := a.changed(ctx, tx, s.AccountID); err != nil {
+			return err
+		}
 		a.indexed(ctx, a.index.PutSite(s), s.AccountID, "site "+s.ID)
 	}
 	return nil
@@ -161,6 +165,9 @@ func (a *App) RecordFolder(ctx context.Context, tx *sql.Tx, f domain.Folder) err
 		return err
 	}
 	if first {
+		if err := a.changed(ctx, tx, f.AccountID); err != nil {
+			return err
+		}
 		a.indexed(ctx, a.index.PutFolder(f), f.AccountID, "folder "+f.ID)
 	}
 	return nil

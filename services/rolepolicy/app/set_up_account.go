@@ -68,6 +68,9 @@ func (a *App) SetUpAccount(ctx context.Context, tx *sql.Tx, cmd SetUpAccount) er
 	}
 	// Last: the account's index, whole (a redelivery after a failed commit
 	// replaces it with the roles that commit).
+	if err := a.changed(ctx, tx, cmd.AccountID); err != nil {
+		return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
+	}
 	if err := a.index.Install(st); err != nil {
 		return fmt.Errorf("set up account %s: %w", cmd.AccountID, err)
 	}

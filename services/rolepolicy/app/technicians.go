@@ -72,6 +72,9 @@ func (a *App) AddTechnician(ctx context.Context, tx *sql.Tx, cmd AddTechnician) 
 	if err := a.events.Emit(ctx, tx, acc.ID, roleAssigned(t.ID, change)); err != nil {
 		return fmt.Errorf("add technician %s: emit: %w", t.ID, err)
 	}
+	if err := a.changed(ctx, tx, acc.ID); err != nil {
+		return fmt.Errorf("add technician %s: %w", t.ID, err)
+	}
 	a.indexed(ctx, a.index.PutTechnician(t), acc.ID, "technician "+t.ID)
 	if t.RequestedRole != "" && t.RequestedRoleID == "" {
 		a.log.WarnContext(ctx, "requested role names no role of the account; recorded as given",
@@ -128,6 +131,9 @@ func (a *App) ApplyRequestedRoleOnFirstLogin(ctx context.Context, tx *sql.Tx, cm
 		log.InfoContext(ctx, "requested role applied at first login", "role_id", out.Assigned.Role.ID,
 			"previous_role_id", out.Assigned.PreviousRoleID)
 	}
+	if err := a.changed(ctx, tx, t.AccountID); err != nil {
+		return fmt.Errorf("first login of %s: %w", t.ID, err)
+	}
 	a.indexed(ctx, a.index.PutTechnician(t), t.AccountID, "technician "+t.ID)
 	return nil
 }
@@ -169,6 +175,9 @@ func (a *App) changeStatus(ctx context.Context, tx *sql.Tx, cmd ChangeStatus, wh
 		return nil
 	}
 	if err := a.store.SaveTechnician(ctx, tx, t); err != nil {
+		return fmt.Errorf("%s %s: %w", what, t.ID, err)
+	}
+	if err := a.changed(ctx, tx, t.AccountID); err != nil {
 		return fmt.Errorf("%s %s: %w", what, t.ID, err)
 	}
 	a.indexed(ctx, a.index.PutTechnician(t), t.AccountID, "technician "+t.ID) // denied from now on, or no longer
