@@ -36,6 +36,8 @@ FUZZ := roster.dev/pkg/httpx:FuzzBearerToken \
         roster.dev/services/identity/ports:FuzzLoginBody \
         roster.dev/services/identity/ports:FuzzTokenBody \
         roster.dev/services/identity/ports:FuzzOwnershipEvent \
+        roster.dev/services/identity/ports:FuzzTimeParam \
+        roster.dev/services/rolepolicy/domain:FuzzLayerSpecs \
         roster.dev/services/identity/domain:FuzzWebhook \
         roster.dev/services/identity/domain:FuzzFilter \
         roster.dev/services/identity/domain:FuzzPatch \

@@ -33,6 +33,7 @@ type Service struct {
 	off       *app.Offboardings
 	offHTTP   *ports.OffboardingHTTP
 	ownEvents *ports.OwnershipConsumer
+	invHTTP   *ports.InvitationsHTTP // I-5 (atlan)
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -48,6 +49,7 @@ func (s *Service) Routes(r chi.Router) {
 	s.auth.Routes(r)
 	s.dirHTTP.Routes(r)
 	s.offHTTP.Routes(r)
+	s.invHTTP.Routes(r)
 }
 
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
@@ -102,8 +104,10 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	// L-6: single sign-on, gated by plan over request-reply (S-8).
 	sso := &app.SSO{Credentials: s.creds, Store: st, Gates: adapters.SSOGate{NC: rpcConn}}
 	s.creds.SSOConfigs = st
+	s.creds.Acceptances = st
 	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
 	s.setUpDirectory(a, st, seats, d)
 	s.setUpOffboarding(a, st, rpcConn, d)
+	s.invHTTP = &ports.InvitationsHTTP{Invitations: &app.Invitations{Credentials: s.creds, Find: st}, Auth: d.Auth, Log: d.Log}
 	return nil
 }

@@ -21,6 +21,7 @@ func runRoles(t *testing.T, args ...string) (string, error) {
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.AddCommand(rolesCommands(&out)...)
+	root.AddCommand(layerCommands(&out)...)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err

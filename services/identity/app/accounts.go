@@ -41,6 +41,9 @@ type Token struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 	// LastUsedAt is the last authenticated request, to the minute.
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// TechnicianID is the technician the token acts for, if any: it is
+	// revoked when they are deactivated.
+	TechnicianID string `json:"technician_id,omitempty"`
 }
 
 // Store is what the use cases need from the database.

@@ -35,6 +35,8 @@ type Application struct {
 	RecordLogin RecordLoginHandler
 	// PreviewSeatRelease: the cost effect of a disable (O-3 preview).
 	PreviewSeatRelease PreviewSeatReleaseHandler
+	// RecordRole: S-2, the seats shown apart by role.
+	RecordRole RecordRoleHandler
 }
 
 // Store is what the use cases need from storage.
@@ -51,6 +53,7 @@ type Store interface {
 	AddOnStore
 	SeatHolderReader
 	LoginRecorder
+	SeatRoleStore
 }
 
 // Emitter writes events to the outbox within a transaction (eventbus.Bus).
@@ -90,5 +93,6 @@ func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cf
 		RecordLogin: RecordLoginHandler{store: store},
 
 		PreviewSeatRelease: PreviewSeatReleaseHandler{store: store},
+		RecordRole:         RecordRoleHandler{store: store},
 	}
 }
