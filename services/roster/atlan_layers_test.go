@@ -31,6 +31,7 @@ func check(t *testing.T, c client, acc account, tech, action, connection, typ st
 // persona takes its grants away; a non-atlan account has no personas —
 // on SQLite and PostgreSQL.
 func TestAtlanPersonasAndPurposes(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		c, mailDir, _ := atlanHost(t, db)
 		acc := atlanAccount(t, c, "premier", 5)

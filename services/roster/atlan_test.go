@@ -38,6 +38,7 @@ func atlanAccount(t *testing.T, c client, plan string, seats int) account {
 // an atlan account has the base roles Admin, Member, Guest and no
 // custom roles (409 custom-roles-unavailable).
 func TestAtlanBaseRoles(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc := atlanAccount(t, c, "premier", 3)
@@ -102,6 +103,7 @@ func seatsUsed(c client, acc account) map[string]any {
 // (its link dies), one stays pending. When no seat is free, an acceptance
 // is held and audited, never over-allocated — on SQLite and PostgreSQL.
 func TestAtlanInvitations(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		c, mailDir, _ := atlanHost(t, db)
 		acc := atlanAccount(t, c, "premier", 2)
@@ -200,6 +202,7 @@ func TestAtlanInvitations(t *testing.T) {
 // sign-on accepts (a seat taken), and SCIM deactivation deactivates (the
 // seat freed, the session dead) — on SQLite and PostgreSQL.
 func TestAtlanSCIMGate(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		idp, err := mockoidc.Run()
 		if err != nil {
@@ -295,6 +298,7 @@ func acceptInvite(t *testing.T, c client, mailDir string, acc account, email, ro
 // demoted until another is promoted; a deactivated user cannot log in,
 // their sessions die and their seat is free.
 func TestAtlanDeactivationAndSoleAdmin(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		c, mailDir, _, clock := atlanHostClock(t, db)
 		acc := atlanAccount(t, c, "starter", 3)

@@ -13,6 +13,7 @@ import (
 // ls|show|create|edit|rm and roster access asset drive the public HTTP API
 //
 func TestLayerCommands(t *testing.T) {
+	t.Parallel()
 	c, mailDir, h := atlanHost(t, "")
 	acc := atlanAccount(t, c, "premier", 3)
 	as := []string{"--server=" + h.URL(), "--token=" + acc.token, "--account=" + acc.id}
