@@ -244,7 +244,12 @@ func TestOffboardingPerProfile(t *testing.T) {
 func testOffboarding(t *testing.T, db, prof, plan, role, policy string) {
 	h, _ := startListening(t, t.TempDir(), db, fixedClock)
 	c := client{t, h.URL()}
-	acc := createAccount(t, c, prof, plan, 4)
+	var acc account
+	if prof == "atlan" {
+		acc = atlanAccount(t, c, plan, 4) // every atlan plan is custom (S-1)
+	} else {
+		acc = createAccount(t, c, prof, plan, 4)
+	}
 	base := "/v1/accounts/" + acc.id
 	add := func(email string) string {
 		code, body := c.do("POST", base+"/technicians", acc.token, technician(email, role))

@@ -224,6 +224,15 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 
 	now := c.Now().UTC().Truncate(time.Microsecond)
 	ctx = asTechnician(ctx, rec.TechnicianID)
+	// S-2 (atlan): an invitee logging in with a password an admin set
+	// accepts the invitation as the mailed link would: the seat is taken
+	// now, or the login is held (409 acceptance-held) — never a user
+	// working without a seat.
+	accepting := domain.Invitation{AccountID: rec.AccountID, TechnicianID: rec.TechnicianID}
+	reservation, err := c.seatOnAcceptance(ctx, accepting, domain.Technician{ID: rec.TechnicianID, AccountID: rec.AccountID, Status: rec.Status})
+	if err != nil {
+		return LoggedIn{}, err
+	}
 	var first bool
 	var opened Opened
 	err = c.DB.InTx(ctx, func(tx *sql.Tx) error {
@@ -248,6 +257,9 @@ func (c *Credentials) Login(ctx context.Context, req Login) (LoggedIn, error) {
 			return domain.ErrInvalidCredentials()
 		}
 		if err != nil {
+			return err
+		}
+		if err := c.accepted(ctx, tx, accepting, reservation, "password"); err != nil {
 			return err
 		}
 		// L-4: the account's cap on concurrent sessions applies here.
