@@ -4,6 +4,7 @@
 package httpx
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/json"
@@ -14,6 +15,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+
+	"github.com/nats-io/nats.go"
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/problem"
@@ -62,8 +65,23 @@ func Error(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) 
 		problem.Write(w, p)
 		return
 	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) {
+		// Another service did not answer in time (a request-reply): the
+		// client can retry, with the same Idempotency-Key.
+		log.WarnContext(r.Context(), "request timed out", "method", r.Method, "path", r.URL.Path, "err", err)
+		w.Header().Set("Retry-After", "1")
+		problem.Write(w, ErrUnavailable())
+		return
+	}
 	log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	problem.Write(w, problem.Internal())
+}
+
+// ErrUnavailable is the 503 for a request that needed another service
+// which did not answer in time.
+func ErrUnavailable() *problem.Problem {
+	return problem.New(http.StatusServiceUnavailable, "service-unavailable", "Service unavailable",
+		"a service this request needs did not answer in time; retry the request with the same Idempotency-Key")
 }
 
 // HashToken is how tokens are stored and compared: SHA-256 of the secret.

@@ -212,7 +212,8 @@ func TestCrossAccountIsolation(t *testing.T) {
 
 // S-6: fifty concurrent adds against one free seat: one technician, 49 × 402.
 func TestConcurrentAddsNeverOversubscribe(t *testing.T) {
-	t.Parallel()
+	// Not in parallel with the others: its many concurrent requests
+	// meet deadlines that a machine busy with other tests can miss.
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h, _ := startHostAt(t, t.TempDir(), db, fixedClock)
 		c := client{t, h.URL()}

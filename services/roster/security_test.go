@@ -55,7 +55,8 @@ func auditRecords(t *testing.T, c client, acc account, action string, want int) 
 // locks escalate (1 min, 2 min) until an admin must unlock; the admin's
 // unlock (audited) lets the right password in — on SQLite and PostgreSQL.
 func TestLockoutParallelAttemptsAndAdminUnlock(t *testing.T) {
-	t.Parallel()
+	// Not in parallel with the others: its many concurrent requests
+	// meet deadlines that a machine busy with other tests can miss.
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
@@ -800,7 +801,8 @@ func svctestDo(t *testing.T, method, url, token string, body any) (int, http.Hea
 // open exactly three sessions when refusing, and leave exactly three live
 // when ending the oldest.
 func TestSessionCapUnderParallelLogins(t *testing.T) {
-	t.Parallel()
+	// Not in parallel with the others: its many concurrent requests
+	// meet deadlines that a machine busy with other tests can miss.
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: fixedClock})
 		c := client{t, h.URL()}
