@@ -888,8 +888,9 @@ func (ch *chaosChild) checkData(t *testing.T, accountID string, techs map[string
 type chaosClient struct {
 	base string
 	http *http.Client
-	// answered counts the requests answered below 500 (throughput).
-	answered atomic.Int64
+	// answered counts the requests answered below 500 (throughput), and
+	// notFound the 404s among them (mostly a state not there yet, polled).
+	answered, notFound atomic.Int64
 }
 
 func (c *chaosClient) do(method, path, token string, body any, hdr ...string) (int, map[string]any, error) {
@@ -920,6 +921,9 @@ func (c *chaosClient) do(method, path, token string, body any, hdr ...string) (i
 	}
 	if res.StatusCode < 500 {
 		c.answered.Add(1)
+	}
+	if res.StatusCode == 404 {
+		c.notFound.Add(1)
 	}
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)
