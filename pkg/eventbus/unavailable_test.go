@@ -66,15 +66,16 @@ func TestBusStartsWhileJetStreamIsUnavailable(t *testing.T) {
 	}
 	eventbus.On(bus, recordEffect)
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- bus.Run(ctx) }()
+	var runErr error
+	done := make(chan struct{})
+	go func() { runErr = bus.Run(ctx); close(done) }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
 	})
 	select {
-	case err := <-done:
-		t.Fatalf("the bus gave up while JetStream was unavailable: %v", err)
+	case <-done:
+		t.Fatalf("the bus gave up while JetStream was unavailable: %v", runErr)
 	case <-bus.Ready():
 		t.Fatal("ready without JetStream")
 	case <-time.After(3 * time.Second):
@@ -84,8 +85,8 @@ func TestBusStartsWhileJetStreamIsUnavailable(t *testing.T) {
 	start(1)
 	start(2)
 	select {
-	case err := <-done:
-		t.Fatalf("bus: %v", err)
+	case <-done:
+		t.Fatalf("bus: %v", runErr)
 	case <-bus.Ready():
 	case <-time.After(45 * time.Second):
 		t.Fatal("the bus not ready 45 s after JetStream came back")
