@@ -24,7 +24,7 @@ build:
 ## binaries for the PostgreSQL half: .ci/install-postgres.sh; installs
 ## nats-server v2.15.2 for the cluster fault test's short mode)
 test: vet $(NATS_SERVER)
-	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -timeout 8m $(PKGS)
+	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
 
 ## fuzz: fuzz each parser target for FUZZTIME (default 30s; `make test`
@@ -39,6 +39,9 @@ FUZZ := roster.dev/pkg/httpx:FuzzBearerToken \
         roster.dev/services/identity/domain:FuzzSSOConfig \
         roster.dev/services/identity/ports:FuzzLoginBody \
         roster.dev/services/identity/ports:FuzzTokenBody \
+        roster.dev/services/identity/ports:FuzzOwnershipEvent \
+        roster.dev/services/identity/ports:FuzzTimeParam \
+        roster.dev/services/rolepolicy/domain:FuzzLayerSpecs \
         roster.dev/services/identity/domain:FuzzWebhook \
         roster.dev/services/identity/domain:FuzzFilter \
         roster.dev/services/identity/domain:FuzzPatch \

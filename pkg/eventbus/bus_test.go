@@ -35,7 +35,7 @@ func TestMain(m *testing.M) {
 func openDB(t testing.TB, dbURL, dir, service string) *store.DB {
 	t.Helper()
 	db := svctest.OpenDB(t, dbURL, dir, service)
-	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS effects (event_id TEXT NOT NULL, email TEXT NOT NULL)`); err != nil {
+	if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS effects (event_id TEXT NOT NULL, email TEXT NOT NULL, applied BIGINT)`); err != nil {
 		t.Fatal(err)
 	}
 	return db
@@ -311,7 +311,7 @@ func runChild() int {
 			}
 			return nil
 		})
-		if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS effects (event_id TEXT NOT NULL, email TEXT NOT NULL)`); err != nil {
+		if _, err := db.Exec(`CREATE TABLE IF NOT EXISTS effects (event_id TEXT NOT NULL, email TEXT NOT NULL, applied BIGINT)`); err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}

@@ -15,10 +15,23 @@ import (
 const (
 	StreamAudit      = "ROSTER_AUDIT"
 	StreamDeadLetter = "ROSTER_DEADLETTER"
+	// StreamOffboarding holds identity's offboarding instructions to the
+	// systems that own tickets, reports, assets and tokens (O-4).
+	StreamOffboarding = "ROSTER_OFFBOARDING"
+	// StreamOwnership holds what owning systems publish about the items
+	// they own, for identity's ownership registry (O-4).
+	StreamOwnership = "ROSTER_OWNERSHIP"
 
 	// AuditSubjectPrefix starts the public audit stream's subjects:
 	// roster.audit.<account_id>.<action>.
 	AuditSubjectPrefix = "roster.audit."
+	// OffboardingSubjectPrefix starts the public offboarding instructions'
+	// subjects: roster.offboarding.<account_id>.<kind> (api.md), so that a
+	// ticketing system subscribes to roster.offboarding.*.ticket only.
+	OffboardingSubjectPrefix = "roster.offboarding."
+	// OwnershipSubjectPrefix starts the subjects owning systems publish
+	// ownership on: roster.ownership.<account_id>.<kind> (docs/events.md).
+	OwnershipSubjectPrefix = "roster.ownership."
 	// DeadLetterPrefix starts dead-letter subjects:
 	// roster.deadletter.<consumer>.
 	DeadLetterPrefix = "roster.deadletter."
@@ -78,6 +91,26 @@ func EnsureStreams(js nats.JetStreamManager, o StreamOptions) error {
 			MaxAge:      o.AuditMaxAge,
 			MaxBytes:    cmp.Or(o.AuditMaxBytes, -1),
 			Discard:     nats.DiscardOld,
+			Storage:     nats.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.DuplicateWindow,
+		},
+		&nats.StreamConfig{
+			Name:        StreamOffboarding,
+			Description: "Roster offboarding instructions: roster.offboarding.<account_id>.<kind>, CloudEvents JSON",
+			Subjects:    []string{OffboardingSubjectPrefix + ">"},
+			Retention:   nats.LimitsPolicy,
+			MaxAge:      30 * 24 * time.Hour,
+			Storage:     nats.FileStorage,
+			Replicas:    o.Replicas,
+			Duplicates:  o.DuplicateWindow,
+		},
+		&nats.StreamConfig{
+			Name:        StreamOwnership,
+			Description: "Ownership published by owning systems: roster.ownership.<account_id>.<kind>, JSON",
+			Subjects:    []string{OwnershipSubjectPrefix + ">"},
+			Retention:   nats.LimitsPolicy,
+			MaxAge:      7 * 24 * time.Hour,
 			Storage:     nats.FileStorage,
 			Replicas:    o.Replicas,
 			Duplicates:  o.DuplicateWindow,

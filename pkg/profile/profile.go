@@ -35,14 +35,29 @@ type Identity struct {
 	InvitationTTLDays      int      `json:"invitation_ttl_days"`
 	EraseDisabledAfterDays int      `json:"erase_disabled_after_days"`
 	InitialStatus          string   `json:"initial_status"`
+	// SeatOn is when identity asks seatbilling for a seat (S-2):
+	// "creation" (the default) or "acceptance" of the invitation (atlan).
+	SeatOn string `json:"seat_on,omitempty"`
+	// ScimRequiresSSO: SCIM answers only once SSO is configured (S-8, atlan).
+	ScimRequiresSSO bool `json:"scim_requires_sso,omitempty"`
 }
+
+// SeatOnAcceptance: a pending invitee holds no seat until accepting (S-2).
+func (i Identity) SeatOnAcceptance() bool { return i.SeatOn == "acceptance" }
 
 // SeatBilling is the plans section (S-*).
 type SeatBilling struct {
 	Plans    map[string]Plan     `json:"plans"`
 	SeatFrom string              `json:"seat_from"`
 	Gates    map[string][]string `json:"gates"`
+	// SeparateSeatRoles are the roles whose seats the subscription shows
+	// apart (atlan: Guest, S-2), though they cost a seat like any other.
+	SeparateSeatRoles []string `json:"separate_seat_roles,omitempty"`
 }
+
+// SeatFromAcceptance: seatbilling seats a technician on the accepted
+// invitation, not on creation (S-2, atlan).
+func (s SeatBilling) SeatFromAcceptance() bool { return s.SeatFrom == "acceptance" }
 
 // Plan prices are per seat per month in minor units (S-1).
 type Plan struct {
@@ -60,6 +75,11 @@ type RolePolicy struct {
 	BuiltInRoles               []BuiltIn    `json:"built_in_roles"`
 	RequestedRoleOnFirstLogin  string       `json:"requested_role_on_first_login"`
 	AssignmentBeforeFirstLogin string       `json:"assignment_before_first_login"`
+	// DataActions are the actions a purpose's data policy (mask, deny)
+	// governs (R-9, base_roles model).
+	DataActions []string `json:"data_actions,omitempty"`
+	// UIAreas a persona may open (R-9).
+	UIAreas []string `json:"ui_areas,omitempty"`
 }
 
 // Permission is one catalog entry (R-1).
@@ -76,6 +96,10 @@ type BuiltIn struct {
 	SiteScoped         bool     `json:"site_scoped"`
 	AssignToFirstAdmin bool     `json:"assign_to_first_admin,omitempty"`
 	DefaultForNew      bool     `json:"default_for_new,omitempty"`
+	// LayerCeiling, under the layered role model (R-9), is the most that
+	// personas and purposes may grant a holder of this base role (atlan:
+	// Guest is read-only); empty: no ceiling.
+	LayerCeiling []string `json:"layer_ceiling,omitempty"`
 }
 
 var (

@@ -18,6 +18,9 @@ func TestPlanPrices(t *testing.T) {
 		{"atera-msp", "power", 20900, 24900, false},
 		{"atera-msp", "superpower", 0, 0, true},
 		{"roster", "pro", 12900, 13900, false},
+		{"atlan", "starter", 0, 0, true},
+		{"atlan", "premier", 0, 0, true},
+		{"atlan", "enterprise", 0, 0, true},
 	}
 	for _, c := range cases {
 		t.Run(c.profile+"/"+c.plan, func(t *testing.T) {
@@ -42,6 +45,7 @@ func TestBuiltInRoles(t *testing.T) {
 		"atera-it":  {"Admin", "Beginner"},
 		"atera-msp": {"Admin", "Beginner"},
 		"roster":    {"Admin", "Beginner", "Billing", "Account manager"},
+		"atlan":     {"Admin", "Member", "Guest"},
 	}
 	for id, names := range want {
 		p, err := Get(id)

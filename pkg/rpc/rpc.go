@@ -30,6 +30,9 @@ const (
 	// FeatureEnabled: seatbilling.v1.FeatureEnabledRequest →
 	// FeatureEnabledReply (S-8 plan gates: CSV import, SSO, SCIM).
 	FeatureEnabled = "roster.rpc.seatbilling.feature_enabled"
+	// PreviewSeatRelease: seatbilling.v1.PreviewSeatReleaseRequest →
+	// PreviewSeatReleaseReply (the cost effect of a disable, O-3 preview).
+	PreviewSeatRelease = "roster.rpc.seatbilling.preview_seat_release"
 	// Authenticate: identity.v1.AuthenticateRequest → AuthenticateReply.
 	Authenticate = "roster.rpc.identity.authenticate"
 	// CheckAccess: rolepolicy.v1.CheckAccessRequest → CheckAccessReply

@@ -23,6 +23,7 @@ var DirectoryPoll = 200 * time.Millisecond
 // mail (app.WithoutWelcomeMail).
 func (s *Service) setUpDirectory(a *app.App, st adapters.Store, seats adapters.Seats, d svc.Deps) {
 	s.dir = app.NewDirectory(a, st, seats, d.Log)
+	s.dir.SSOConfigs = st // S-8: SCIM only with SSO (atlan)
 	s.dirHTTP = &ports.DirectoryHTTP{Dir: s.dir, Auth: d.Auth, Log: d.Log}
 	if invite := a.OnTechnicianCreated; invite != nil {
 		a.OnTechnicianCreated = func(ctx context.Context, tx *sql.Tx, acc domain.Account, t domain.Technician) error {

@@ -29,6 +29,11 @@ type Service struct {
 	// dir and dirHTTP: directory sync (H-1, H-3; directory.go).
 	dir     *app.Directory
 	dirHTTP *ports.DirectoryHTTP
+	// off and offHTTP: offboarding and ownership (O-1…O-4; offboarding.go).
+	off       *app.Offboardings
+	offHTTP   *ports.OffboardingHTTP
+	ownEvents *ports.OwnershipConsumer
+	invHTTP   *ports.InvitationsHTTP // I-5 (atlan)
 }
 
 // mailPoll is how often the mailer looks for queued mail.
@@ -43,12 +48,14 @@ func (s *Service) Routes(r chi.Router) {
 	s.http.Routes(r)
 	s.auth.Routes(r)
 	s.dirHTTP.Routes(r)
+	s.offHTTP.Routes(r)
+	s.invHTTP.Routes(r)
 }
 
 // Run is the mailer (svc.Runner): it sends the queued invitation mails
 // until the host stops, which ends ctx before it closes the database.
 func (s *Service) Run(ctx context.Context) error {
-	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory)
+	return runAll(ctx, func(ctx context.Context) error { return s.creds.RunMailer(ctx, mailPoll) }, s.runDirectory, s.runPurge, s.runOwnershipEvents)
 }
 
 func (s *Service) Setup(_ context.Context, d svc.Deps) error {
@@ -97,7 +104,10 @@ func (s *Service) Setup(_ context.Context, d svc.Deps) error {
 	// L-6: single sign-on, gated by plan over request-reply (S-8).
 	sso := &app.SSO{Credentials: s.creds, Store: st, Gates: adapters.SSOGate{NC: rpcConn}}
 	s.creds.SSOConfigs = st
+	s.creds.Acceptances = st
 	s.auth = &ports.AuthHTTP{Creds: s.creds, Tokens: tokens, SSO: sso, Auth: d.Auth, Log: d.Log}
 	s.setUpDirectory(a, st, seats, d)
+	s.setUpOffboarding(a, st, rpcConn, d)
+	s.invHTTP = &ports.InvitationsHTTP{Invitations: &app.Invitations{Credentials: s.creds, Find: st}, Auth: d.Auth, Log: d.Log}
 	return nil
 }

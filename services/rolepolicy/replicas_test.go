@@ -82,7 +82,7 @@ func TestReplicasConvergeOnRoleChange(t *testing.T) {
 		identity.Emit(t, acc, &identityv1.FirstLogin{TechnicianId: tech, Method: "password"})
 		// Each event went to one replica; both know all three.
 		for i, r := range rs {
-			within(t, 10*time.Second, fmt.Sprintf("replica %d: the technician's Billing role", i), func() bool {
+			within(t, 30*time.Second, fmt.Sprintf("replica %d: the technician's Billing role", i), func() bool {
 				return r.check(acc, tech, perm).Code == access.DeniedPermission
 			})
 		}
@@ -103,7 +103,7 @@ func TestReplicasConvergeOnRoleChange(t *testing.T) {
 		// Disabled by identity: whichever replica applies it, both deny.
 		identity.Emit(t, acc, &identityv1.TechnicianDisabled{TechnicianId: tech})
 		for i, r := range rs {
-			within(t, 10*time.Second, fmt.Sprintf("replica %d to deny the disabled technician", i), func() bool {
+			within(t, 30*time.Second, fmt.Sprintf("replica %d to deny the disabled technician", i), func() bool {
 				return r.check(acc, tech, perm).Code == access.DeniedDisabled
 			})
 		}
@@ -125,7 +125,7 @@ func TestReplicasCatchUpWithoutBroadcast(t *testing.T) {
 		identity.Emit(t, acc, &identityv1.TechnicianCreated{TechnicianId: tech, Email: "t@example.com", Status: "invited", RequestedRole: "billing"})
 		identity.Emit(t, acc, &identityv1.FirstLogin{TechnicianId: tech, Method: "password"})
 		for i, r := range rs {
-			within(t, 10*time.Second, fmt.Sprintf("replica %d: the technician's Billing role", i), func() bool {
+			within(t, 30*time.Second, fmt.Sprintf("replica %d: the technician's Billing role", i), func() bool {
 				return r.check(acc, tech, perm).Code == access.DeniedPermission
 			})
 		}

@@ -78,6 +78,8 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 		return fmt.Errorf("rolepolicy: %w", err)
 	}
 	ports.Consume(d.Bus, a)
+	layers := app.NewLayers(a, adapters.NewStore(d.DB)) // personas, purposes
+	ports.ConsumeLayers(d.Bus, layers)
 	if d.Connect != nil {
 		nc, err := d.Connect("rolepolicy-rpc")
 		if err != nil {
@@ -94,7 +96,7 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	}
 	s.app = a
 	s.log = log
-	s.http = ports.NewHTTP(a, d.Auth, d.Operator, log)
+	s.http = ports.NewHTTP(a, d.Auth, d.Operator, log).WithLayers(layers)
 	return nil
 }
 

@@ -21,6 +21,7 @@ func run(t *testing.T, args ...string) (string, error) {
 // The admin commands drive the public HTTP API: accounts create, tech
 // add|ls|show|disable|enable, endusers, with tables or --json.
 func TestAdminCommands(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	srv := "--server=" + h.URL()
 	op := "--token=" + operator

@@ -54,6 +54,7 @@ type auditRow struct {
 // `roster audit ls|export|verify` work on it, offline too; and each kind of
 // tampering in the database is reported at its sequence.
 func TestAuditOfALifecycle(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h := startHostWith(t, svc.Config{DataDir: dir, NATSListen: "127.0.0.1:0"})
 	c := client{t, h.URL()}

@@ -56,10 +56,12 @@ func NewCommand(stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(serveCommand(stdout, stderr), deadLettersCommand(stdout))
 	root.AddCommand(adminCommands(stdout)...)
 	root.AddCommand(rolesCommands(stdout)...)
+	root.AddCommand(layerCommands(stdout)...)
 	root.AddCommand(seatsCommands(stdout)...)
 	root.AddCommand(auditCommands(stdout)...)
 	root.AddCommand(securityCommands(stdout)...)
 	root.AddCommand(importCommand(stdout))
+	root.AddCommand(offboardingCommand(stdout))
 	return root
 }
 

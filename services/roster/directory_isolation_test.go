@@ -9,6 +9,7 @@ import (
 // unknown one 401, and a delivery signed with another account's secret
 // 401.
 func TestDirectorySyncCrossAccount(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	a := createAccount(t, c, "roster", "pro", 3)

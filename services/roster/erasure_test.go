@@ -14,6 +14,7 @@ import (
 // days): personal data replaced by a pseudonym, the id kept for the audit
 // log's attribution, the email free again.
 func TestErasureAfterRetention(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()}
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})

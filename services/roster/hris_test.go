@@ -79,6 +79,7 @@ func awaitDelivery(t *testing.T, c client, acc account, id, status string) map[s
 // once, a BambooHR payload, and a shuffled sequence reaching the right end
 // state.
 func TestHRISWebhooks(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()}
 		h, _ := startHostAt(t, t.TempDir(), db, clock.Now)
@@ -294,6 +295,7 @@ func TestHRISWebhooks(t *testing.T) {
 // arrive shuffled; whatever the order, the end state is the one their
 // event times say.
 func TestHRISShuffledSequence(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()}
 		h, _ := startHostAt(t, t.TempDir(), db, clock.Now)
@@ -370,6 +372,7 @@ func TestHRISShuffledSequence(t *testing.T) {
 // H-1: a termination scheduled for a future date survives a restart and is
 // applied once on its date by the host that runs then.
 func TestHRISTerminationSurvivesRestart(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()}
 		dir := t.TempDir()

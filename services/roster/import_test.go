@@ -56,6 +56,7 @@ func counts(imp map[string]any) string {
 // seats bought only when the import confirms it; welcome mails optional;
 // Department kept; the same file again changes nothing.
 func TestImportTechnicians(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		dir := t.TempDir()
 		h, _ := startHostAt(t, dir, db, fixedClock)
@@ -134,6 +135,7 @@ func TestImportTechnicians(t *testing.T) {
 // H-3 and S-8 under atera: technicians are never imported; end users only
 // on plans with CSV import; Department ignored.
 func TestImportUnderAtera(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	pro := createAccount(t, c, "atera-msp", "pro", 2)
@@ -164,6 +166,7 @@ func TestImportUnderAtera(t *testing.T) {
 // H-3: an import interrupted by a stop resumes on the next start and
 // finishes without duplicates.
 func TestImportResumesAfterRestart(t *testing.T) {
+	t.Parallel()
 	dir := t.TempDir()
 	h, stop := startHostAt(t, dir, "", fixedClock)
 	c := client{t, h.URL()}
@@ -220,6 +223,7 @@ func TestImportResumesAfterRestart(t *testing.T) {
 // api.md "CLI": roster import FILE uploads, shows the progress bar and the
 // summary with the refused rows.
 func TestImportCommand(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "growth", 5)

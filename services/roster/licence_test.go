@@ -56,6 +56,7 @@ func startHostWithScheduler(t *testing.T, db string, clock *testClock) (*svc.Hos
 // identity disables the technician as the system; a second run changes
 // nothing.
 func TestLicenceRemovalAtCycleEnd(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()} // 2026-11-23, cycle 2026-11-01 … 2026-11-30
 		h, billing := startHostWithScheduler(t, db, clock)
@@ -224,6 +225,7 @@ func TestLicenceRemovalAtCycleEnd(t *testing.T) {
 // admin disabled), the cycle end still drops the seat but identity keeps
 // the last active admin enabled.
 func TestLicenceExpiryKeepsTheLastAdmin(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: fixedClock()}
 		h, _ := startHostWithScheduler(t, db, clock)

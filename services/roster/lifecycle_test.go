@@ -54,6 +54,7 @@ func problemType(body map[string]any) string {
 // I-1, I-2, R-6, S-3, S-6, I-3, I-9, L-7 through HTTP with the all-in-one
 // server, under atera-msp and roster.
 func TestTechnicianLifecycle(t *testing.T) {
+	t.Parallel()
 	for _, profile := range []string{"atera-msp", "roster"} {
 		t.Run(profile, func(t *testing.T) {
 			svctest.EachBackend(t, func(t *testing.T, db string) {
@@ -176,6 +177,7 @@ func TestTechnicianLifecycle(t *testing.T) {
 
 // L-7: a token of one account gets 404 on every route of another account.
 func TestCrossAccountIsolation(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	a := createAccount(t, c, "roster", "pro", 3)
@@ -210,6 +212,7 @@ func TestCrossAccountIsolation(t *testing.T) {
 
 // S-6: fifty concurrent adds against one free seat: one technician, 49 × 402.
 func TestConcurrentAddsNeverOversubscribe(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h, _ := startHostAt(t, t.TempDir(), db, fixedClock)
 		c := client{t, h.URL()}
@@ -242,6 +245,7 @@ func TestConcurrentAddsNeverOversubscribe(t *testing.T) {
 // I-10: end users belong to a site, can be deactivated and reactivated,
 // never take a seat; a deactivated one may not open new tickets.
 func TestEndUsers(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "atera-msp", "growth", 1)

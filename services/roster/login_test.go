@@ -183,6 +183,7 @@ func awaitSeats(t *testing.T, c client, acc account, n float64) {
 // the same 401 to every failure; sessions expire and are revoked by a
 // disable — on SQLite and PostgreSQL.
 func TestInvitationSetPasswordAndLogin(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		dir := t.TempDir()
 		t0 := time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)
@@ -341,6 +342,7 @@ func TestInvitationSetPasswordAndLogin(t *testing.T) {
 // one FirstLogin event on the stream (and one audit record); disabling the
 // technician then revokes all twenty sessions (I-7).
 func TestConcurrentFirstLoginsEmitOneFirstLogin(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, NATSListen: "127.0.0.1:0", Now: fixedClock})
 		c := client{t, h.URL()}
@@ -457,6 +459,7 @@ func TestConcurrentFirstLoginsEmitOneFirstLogin(t *testing.T) {
 // server, its link under --public-url; a mail the server refuses stays
 // queued and is retried until it is delivered; no .eml file is written.
 func TestInvitationBySMTP(t *testing.T) {
+	t.Parallel()
 	sink := mailtest.Start(t)
 	sink.Reject(true)
 	dir := t.TempDir()

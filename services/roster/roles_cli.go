@@ -374,7 +374,7 @@ func rolesCommands(stdout io.Writer) []*cobra.Command {
 	check.Flags().StringVar(&site, "site", "", "site id")
 	check.Flags().StringVar(&folder, "folder", "", "device folder id (implies its site)")
 	explain := &cobra.Command{
-		Use: "explain TECHNICIAN_ID", Short: "Every permission per site of the technician's role, with why", Args: cobra.ExactArgs(1),
+		Use: "explain TECHNICIAN_ID", Short: "Every permission per site of the technician's role, with why (atlan: the three layers)", Args: cobra.ExactArgs(1),
 		RunE: func(_ *cobra.Command, args []string) error {
 			b, err := base()
 			if err != nil {
@@ -406,6 +406,9 @@ func rolesCommands(stdout io.Writer) []*cobra.Command {
 			if c.json {
 				return c.printJSON(raw)
 			}
+			if layered, err := printLayeredAccess(stdout, raw); layered || err != nil {
+				return err
+			}
 			if err := json.Unmarshal(raw, &e); err != nil {
 				return err
 			}
@@ -435,7 +438,7 @@ func rolesCommands(stdout io.Writer) []*cobra.Command {
 			return w.Flush()
 		},
 	}
-	accessCmd.AddCommand(check, explain)
+	accessCmd.AddCommand(check, explain, assetCheckCommand(c, base, stdout))
 
 	for _, cmd := range []*cobra.Command{roles, accessCmd} {
 		c.bind(cmd)

@@ -21,6 +21,7 @@ func runRoles(t *testing.T, args ...string) (string, error) {
 	root.SetOut(&out)
 	root.SetErr(&out)
 	root.AddCommand(rolesCommands(&out)...)
+	root.AddCommand(layerCommands(&out)...)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
@@ -29,6 +30,7 @@ func runRoles(t *testing.T, args ...string) (string, error) {
 // roster roles ls|show|create|edit|rm and roster access check|explain
 // drive the public HTTP API.
 func TestRoleCommands(t *testing.T) {
+	t.Parallel()
 	h, _ := startHost(t, t.TempDir(), "")
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "pro", 3)

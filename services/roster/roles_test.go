@@ -17,6 +17,7 @@ import (
 // isolation across sites, disabled technicians denied, effective access),
 // L-7 (another account's token gets 404 on the new routes).
 func TestCustomRolesAndAccess(t *testing.T) {
+	t.Parallel()
 	for _, profile := range []string{"atera-msp", "roster"} {
 		t.Run(profile, func(t *testing.T) {
 			svctest.EachBackend(t, func(t *testing.T, db string) {

@@ -83,6 +83,7 @@ func wantSCIMError(t *testing.T, what string, code int, body map[string]any, sta
 // full-URN keys, "active": "False", duplicate, unknown id, groups with
 // membership add and remove, DELETE as a disable.
 func TestSCIMEntraSequence(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h, _ := startHostAt(t, t.TempDir(), db, fixedClock)
 		c := client{t, h.URL()}
@@ -209,6 +210,7 @@ func TestSCIMEntraSequence(t *testing.T) {
 // PUT, deactivation by a path-less replace, groups with add, filtered
 // remove and rename, and paging in a stable order.
 func TestSCIMOktaSequence(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	acc, s := scimAccount(t, c, "roster", "growth", 10)
@@ -331,6 +333,7 @@ func TestSCIMOktaSequence(t *testing.T) {
 // S-8: atera answers SCIM for technicians with 403 and a problem naming
 // the plan.
 func TestSCIMPlanGate(t *testing.T) {
+	t.Parallel()
 	h, _ := startHostAt(t, t.TempDir(), "", fixedClock)
 	c := client{t, h.URL()}
 	_, s := scimAccount(t, c, "atera-msp", "growth", 2)

@@ -26,18 +26,33 @@ var routeScopes = map[string]string{
 	"GET /v1/accounts/{acc}/tokens":          "any",
 	"DELETE /v1/accounts/{acc}/tokens/{tok}": "any",
 
-	"GET /v1/accounts/{acc}/sites":                              "technicians:read",
-	"POST /v1/accounts/{acc}/sites":                             "technicians:write",
-	"POST /v1/accounts/{acc}/sites/{site}/folders":              "technicians:write",
-	"GET /v1/accounts/{acc}/technicians":                        "technicians:read",
-	"POST /v1/accounts/{acc}/technicians":                       "technicians:write",
-	"GET /v1/accounts/{acc}/technicians/{id}":                   "technicians:read",
-	"PATCH /v1/accounts/{acc}/technicians/{id}":                 "technicians:write",
-	"POST /v1/accounts/{acc}/technicians/{id}/disable":          "technicians:write",
-	"POST /v1/accounts/{acc}/technicians/{id}/enable":           "technicians:write",
-	"POST /v1/accounts/{acc}/technicians/{id}/erase":            "technicians:write",
-	"POST /v1/accounts/{acc}/technicians/{id}/licence-removal":  "technicians:write",
-	"POST /v1/accounts/{acc}/technicians/{id}/invitation":       "technicians:write",
+	"GET /v1/accounts/{acc}/sites":                             "technicians:read",
+	"POST /v1/accounts/{acc}/sites":                            "technicians:write",
+	"POST /v1/accounts/{acc}/sites/{site}/folders":             "technicians:write",
+	"GET /v1/accounts/{acc}/technicians":                       "technicians:read",
+	"POST /v1/accounts/{acc}/technicians":                      "technicians:write",
+	"GET /v1/accounts/{acc}/technicians/{id}":                  "technicians:read",
+	"PATCH /v1/accounts/{acc}/technicians/{id}":                "technicians:write",
+	"POST /v1/accounts/{acc}/technicians/{id}/disable":         "technicians:write",
+	"POST /v1/accounts/{acc}/technicians/{id}/enable":          "technicians:write",
+	"POST /v1/accounts/{acc}/technicians/{id}/erase":           "technicians:write",
+	"POST /v1/accounts/{acc}/technicians/{id}/licence-removal": "technicians:write",
+	"POST /v1/accounts/{acc}/technicians/{id}/invitation":      "technicians:write",
+	// atlan (issue 9): invitations, personas, purposes.
+	"POST /v1/accounts/{acc}/invitations":                       "technicians:write",
+	"POST /v1/accounts/{acc}/invitations/{id}/resend":           "technicians:write",
+	"DELETE /v1/accounts/{acc}/invitations/{id}":                "technicians:write",
+	"GET /v1/accounts/{acc}/personas":                           "roles:read",
+	"POST /v1/accounts/{acc}/personas":                          "roles:write",
+	"GET /v1/accounts/{acc}/personas/{id}":                      "roles:read",
+	"PUT /v1/accounts/{acc}/personas/{id}":                      "roles:write",
+	"DELETE /v1/accounts/{acc}/personas/{id}":                   "roles:write",
+	"PUT /v1/accounts/{acc}/technicians/{id}/personas":          "roles:write",
+	"GET /v1/accounts/{acc}/purposes":                           "roles:read",
+	"POST /v1/accounts/{acc}/purposes":                          "roles:write",
+	"GET /v1/accounts/{acc}/purposes/{id}":                      "roles:read",
+	"PUT /v1/accounts/{acc}/purposes/{id}":                      "roles:write",
+	"DELETE /v1/accounts/{acc}/purposes/{id}":                   "roles:write",
 	"POST /v1/accounts/{acc}/technicians/{id}/password":         "technicians:write",
 	"POST /v1/accounts/{acc}/technicians/{id}/unlock":           "technicians:write",
 	"GET /v1/accounts/{acc}/technicians/{id}/sessions":          "technicians:read",
@@ -57,28 +72,36 @@ var routeScopes = map[string]string{
 	"POST /v1/accounts/{acc}/end-users/{id}/reactivate":         "technicians:write",
 	"GET /v1/accounts/{acc}/end-users/{id}/can-submit-tickets":  "technicians:read",
 	"GET /v1/accounts/{acc}/subscription":                       "billing:read",
-	"POST /v1/accounts/{acc}/subscription/quote":                "billing:write",
-	"GET /v1/accounts/{acc}/charges":                            "billing:read",
-	"PUT /v1/accounts/{acc}/subscription/add-ons/{add_on}":      "billing:write",
-	"DELETE /v1/accounts/{acc}/subscription/add-ons/{add_on}":   "billing:write",
-	"GET /v1/accounts/{acc}/features":                           "billing:read",
-	"GET /v1/accounts/{acc}/seats/unused":                       "billing:read",
-	"GET /v1/permissions":                                       "any",
-	"GET /v1/accounts/{acc}/roles":                              "roles:read",
-	"POST /v1/accounts/{acc}/roles":                             "roles:write",
-	"GET /v1/accounts/{acc}/roles/{id}":                         "roles:read",
-	"PUT /v1/accounts/{acc}/roles/{id}":                         "roles:write",
-	"DELETE /v1/accounts/{acc}/roles/{id}":                      "roles:write",
-	"GET /v1/accounts/{acc}/technicians/{id}/role":              "roles:read",
-	"PUT /v1/accounts/{acc}/technicians/{id}/role":              "roles:write",
-	"POST /v1/accounts/{acc}/access/check":                      "roles:read",
-	"GET /v1/accounts/{acc}/technicians/{id}/effective-access":  "roles:read",
-	"GET /v1/accounts/{acc}/audit":                              "audit:read",
-	"GET /v1/accounts/{acc}/audit/verify":                       "audit:read",
-	"GET /v1/accounts/{acc}/audit/checkpoints":                  "audit:read",
-	"GET /v1/accounts/{acc}/audit/stream":                       "audit:read (stream)",
-	"GET /v1/audit/keys":                                        "public",
-	"GET /v1/audit/stream":                                      "operator",
+	// Offboarding and ownership (O-1…O-4): owning systems hold ownership:write.
+	"POST /v1/accounts/{acc}/ownership":                        "ownership:write",
+	"GET /v1/accounts/{acc}/ownership":                         "technicians:read",
+	"GET /v1/accounts/{acc}/ownership/orphans":                 "technicians:read",
+	"POST /v1/accounts/{acc}/ownership/reassign":               "technicians:write",
+	"DELETE /v1/accounts/{acc}/ownership/{kind}/{id}":          "ownership:write",
+	"GET /v1/accounts/{acc}/offboardings/{id}":                 "technicians:read",
+	"POST /v1/accounts/{acc}/offboardings/{id}/acks":           "ownership:write",
+	"POST /v1/accounts/{acc}/subscription/quote":               "billing:write",
+	"GET /v1/accounts/{acc}/charges":                           "billing:read",
+	"PUT /v1/accounts/{acc}/subscription/add-ons/{add_on}":     "billing:write",
+	"DELETE /v1/accounts/{acc}/subscription/add-ons/{add_on}":  "billing:write",
+	"GET /v1/accounts/{acc}/features":                          "billing:read",
+	"GET /v1/accounts/{acc}/seats/unused":                      "billing:read",
+	"GET /v1/permissions":                                      "any",
+	"GET /v1/accounts/{acc}/roles":                             "roles:read",
+	"POST /v1/accounts/{acc}/roles":                            "roles:write",
+	"GET /v1/accounts/{acc}/roles/{id}":                        "roles:read",
+	"PUT /v1/accounts/{acc}/roles/{id}":                        "roles:write",
+	"DELETE /v1/accounts/{acc}/roles/{id}":                     "roles:write",
+	"GET /v1/accounts/{acc}/technicians/{id}/role":             "roles:read",
+	"PUT /v1/accounts/{acc}/technicians/{id}/role":             "roles:write",
+	"POST /v1/accounts/{acc}/access/check":                     "roles:read",
+	"GET /v1/accounts/{acc}/technicians/{id}/effective-access": "roles:read",
+	"GET /v1/accounts/{acc}/audit":                             "audit:read",
+	"GET /v1/accounts/{acc}/audit/verify":                      "audit:read",
+	"GET /v1/accounts/{acc}/audit/checkpoints":                 "audit:read",
+	"GET /v1/accounts/{acc}/audit/stream":                      "audit:read (stream)",
+	"GET /v1/audit/keys":                                       "public",
+	"GET /v1/audit/stream":                                     "operator",
 
 	// Directory sync (issue 8). A webhook delivery carries no token: its
 	// Standard Webhooks signature authenticates it.
@@ -132,6 +155,7 @@ var routeScopes = map[string]string{
 // other scope, and lets through (neither 401 nor 403) a token holding that
 // scope alone.
 func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
+	t.Parallel()
 	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: fixedClock})
 	c := client{t, h.URL()}
 	acc := createAccount(t, c, "roster", "pro", 3)
@@ -154,7 +178,7 @@ func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
 		}
 	}
 
-	scopes := []string{"technicians:read", "technicians:write", "roles:read", "roles:write", "billing:read", "billing:write", "audit:read", "scim", "hris:admin"}
+	scopes := []string{"technicians:read", "technicians:write", "roles:read", "roles:write", "billing:read", "billing:write", "audit:read", "scim", "hris:admin", "ownership:write"}
 	mint := func(name string, scopes []string) string {
 		code, body := c.do("POST", "/v1/accounts/"+acc.id+"/tokens", acc.token, map[string]any{"name": name, "scopes": scopes})
 		if code != 201 {
@@ -169,7 +193,7 @@ func TestEveryRouteRefusesATokenWithoutItsScope(t *testing.T) {
 	}
 	path := func(pattern string) string {
 		p := strings.ReplaceAll(pattern, "{acc}", acc.id)
-		for _, v := range []string{"{id}", "{site}", "{sid}", "{tok}", "{add_on}"} {
+		for _, v := range []string{"{id}", "{site}", "{sid}", "{tok}", "{add_on}", "{kind}"} {
 			p = strings.ReplaceAll(p, v, "x_nope")
 		}
 		return p

@@ -55,6 +55,7 @@ func auditRecords(t *testing.T, c client, acc account, action string, want int) 
 // locks escalate (1 min, 2 min) until an admin must unlock; the admin's
 // unlock (audited) lets the right password in — on SQLite and PostgreSQL.
 func TestLockoutParallelAttemptsAndAdminUnlock(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
@@ -206,6 +207,7 @@ func loginAs(t *testing.T, c client, acc account, email, password, device string
 // revokes their own, an admin anyone's (also from the CLI); idle and
 // absolute expiry; a password change and a disable end them all (I-7).
 func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
@@ -484,6 +486,7 @@ func TestPasswordResetWithoutEnumeration(t *testing.T) {
 // window (replay refused), a recovery code once ever; second-factor
 // failures lock on their own. "admins" requires it of admins only.
 func TestTOTPSecondFactor(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		clock := &testClock{now: time.Date(2026, 11, 2, 9, 0, 0, 0, time.UTC)}
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: clock.Now})
@@ -652,6 +655,7 @@ func TestTOTPSecondFactor(t *testing.T) {
 // with their last use, revoked at once (by a token holding their scopes),
 // audited; an expired token is refused.
 func TestAPITokensListRevokeExpiry(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, testAPITokensListRevokeExpiry)
 }
 
@@ -796,6 +800,7 @@ func svctestDo(t *testing.T, method, url, token string, body any) (int, http.Hea
 // open exactly three sessions when refusing, and leave exactly three live
 // when ending the oldest.
 func TestSessionCapUnderParallelLogins(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		h := startHostWith(t, svc.Config{DataDir: t.TempDir(), DB: db, Now: fixedClock})
 		c := client{t, h.URL()}

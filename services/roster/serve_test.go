@@ -103,6 +103,7 @@ func count(body map[string]any) int {
 // log (audit) — on both databases, and nothing is applied twice across a
 // restart.
 func TestAccountCreatedReachesEveryService(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		dir := t.TempDir()
 		h, stop := startHost(t, dir, db)

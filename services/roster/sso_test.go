@@ -71,6 +71,7 @@ func signOn(t *testing.T, b browser, h *svc.Host, acc string) (int, map[string]a
 // self-registration); enforced SSO turns password login off; a plan
 // without SSO gets 403 plan-gate.
 func TestOIDCSingleSignOn(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, testOIDCSingleSignOn)
 }
 

@@ -20,6 +20,7 @@ import (
 // FirstLogin), and seatbilling's unused-seat report follows it by the
 // injected clock — on SQLite and PostgreSQL.
 func TestLoginsFeedTheUnusedSeatReport(t *testing.T) {
+	t.Parallel()
 	svctest.EachBackend(t, func(t *testing.T, db string) {
 		dir := t.TempDir()
 		clock := &testClock{now: fixedClock()} // 2026-11-23 12:00

@@ -44,6 +44,8 @@ type Service struct {
 	// long as their connection, which the host closes on shutdown
 	// (svc.Host closes what Deps.Connect opened).
 	rpc, licenceRPC, featureRPC *nats.Subscription
+	// previewRPC answers identity's offboarding preview (O-3).
+	previewRPC *nats.Subscription
 }
 
 // DefaultCyclePoll is how often the cycle-end scheduler runs: a cycle ends
@@ -100,6 +102,10 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if s.featureRPC, err = ports.ServeFeatureEnabled(nc, a, log); err != nil {
 		nc.Close()
 		return fmt.Errorf("seatbilling: serve %s: %w", rpc.FeatureEnabled, err)
+	}
+	if s.previewRPC, err = ports.ServePreviewSeatRelease(nc, a, log); err != nil {
+		nc.Close()
+		return fmt.Errorf("seatbilling: serve %s: %w", rpc.PreviewSeatRelease, err)
 	}
 
 	// Account tokens with scopes where the host authenticates them

@@ -25,6 +25,10 @@ var kinds = map[string]kind{
 	"roster.identity.v1.AccountCreated":         {"account.created", TargetAccount, ""},
 	"roster.identity.v1.TechnicianCreated":      {"technician.created", "technician", "technician_id"},
 	"roster.identity.v1.InvitationSent":         {"technician.invited", "technician", "technician_id"},
+	"roster.identity.v1.InvitationAccepted":     {"invitation.accepted", "technician", "technician_id"},
+	"roster.identity.v1.AcceptanceHeld":         {"invitation.acceptance_held", "technician", "technician_id"},
+	"roster.identity.v1.InvitationRevoked":      {"invitation.revoked", "technician", "technician_id"},
+	"roster.identity.v1.PersonasRequested":      {"personas.requested", "technician", "technician_id"},
 	"roster.identity.v1.FirstLogin":             {"technician.first_login", "technician", "technician_id"},
 	"roster.identity.v1.TechnicianLoggedIn":     {"login.succeeded", "technician", "technician_id"},
 	"roster.identity.v1.TechnicianDisabled":     {"technician.disabled", "technician", "technician_id"},
@@ -39,6 +43,9 @@ var kinds = map[string]kind{
 	"roster.seatbilling.v1.ChargeRecorded":      {"charge.recorded", "charge", "charge_id"},
 	"roster.rolepolicy.v1.RoleCreated":          {"role.created", "role", "role_id"},
 	"roster.rolepolicy.v1.RoleAssigned":         {"role.assigned", "technician", "technician_id"},
+	"roster.rolepolicy.v1.PersonaChanged":       {"persona.changed", "persona", "persona_id"},
+	"roster.rolepolicy.v1.PurposeChanged":       {"purpose.changed", "purpose", "purpose_id"},
+	"roster.rolepolicy.v1.PersonasAssigned":     {"personas.assigned", "technician", "technician_id"},
 }
 
 // targetFields are the id fields an event of an unknown type is searched

@@ -174,7 +174,7 @@ func (s Store) LoginRecord(ctx context.Context, accountID, email string) (app.Lo
 // and then revokes what it created (I-7). False when the technician is
 // disabled.
 func (s Store) TouchLogin(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `UPDATE technicians SET last_login_at = $1, updated_at = $1,
+	res, err := tx.ExecContext(ctx, `UPDATE technicians SET last_login_at = $1, last_active_at = $1, updated_at = $1,
 		status = CASE WHEN status = 'invited' THEN 'active' ELSE status END
 		WHERE id = $2 AND status <> 'disabled'`, store.Time(now), technicianID)
 	if err != nil {
@@ -194,4 +194,37 @@ func (s Store) InsertFirstLogin(ctx context.Context, tx *sql.Tx, technicianID, m
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// InvitationByID returns one of the account's invitations, whatever its
+// state (I-5: resend and revoke name it).
+func (s Store) InvitationByID(ctx context.Context, q app.Querier, accountID, id string) (domain.Invitation, error) {
+	var hash string
+	err := q.QueryRowContext(ctx, `SELECT token_hash FROM invitations WHERE id = $1 AND account_id = $2`, id, accountID).Scan(&hash)
+	if errors.Is(err, sql.ErrNoRows) {
+		return domain.Invitation{}, app.ErrNotFound
+	}
+	if err != nil {
+		return domain.Invitation{}, fmt.Errorf("invitation: %w", err)
+	}
+	return s.InvitationByHash(ctx, q, hash)
+}
+
+// AwaitsSeat: the technician was invited to take a seat on acceptance and
+// has not taken it (S-2).
+func (s Store) AwaitsSeat(ctx context.Context, q app.Querier, technicianID string) (bool, error) {
+	var r string
+	err := q.QueryRowContext(ctx, `SELECT reservation_id FROM technicians WHERE id = $1`, technicianID).Scan(&r)
+	if err != nil {
+		return false, fmt.Errorf("awaits seat: %w", err)
+	}
+	return r == domain.SeatAwaitsAcceptance, nil
+}
+
+// SeatTaken records the reservation an accepted invitation took.
+func (s Store) SeatTaken(ctx context.Context, tx *sql.Tx, technicianID, reservationID string) error {
+	if _, err := tx.ExecContext(ctx, `UPDATE technicians SET reservation_id = $1 WHERE id = $2`, reservationID, technicianID); err != nil {
+		return fmt.Errorf("seat taken: %w", err)
+	}
+	return nil
 }

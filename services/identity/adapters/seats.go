@@ -40,3 +40,26 @@ func (s Seats) ReserveSeat(ctx context.Context, accountID, reservationID string,
 		return 0, nil, fmt.Errorf("seatbilling: %s", rep.GetError())
 	}
 }
+
+var _ app.SeatCostPreviewer = Seats{}
+
+// PreviewSeatRelease asks seatbilling what disabling the technician does
+// to the bill (rpc.PreviewSeatRelease, O-3): identity prices nothing.
+func (s Seats) PreviewSeatRelease(ctx context.Context, accountID, technicianID string) (*app.SeatCostPreview, error) {
+	var rep seatbillingv1.PreviewSeatReleaseReply
+	err := rpc.Call(ctx, s.NC, rpc.PreviewSeatRelease, &seatbillingv1.PreviewSeatReleaseRequest{AccountId: accountID, TechnicianId: technicianID}, &rep)
+	if err != nil {
+		return nil, err
+	}
+	switch rep.GetOutcome() {
+	case seatbillingv1.PreviewSeatReleaseReply_OUTCOME_OK:
+		return &app.SeatCostPreview{SeatFreed: rep.GetSeatFreed(), ChargeNow: rep.GetChargeNow().GetAmount(), Refund: rep.GetRefund().GetAmount(),
+			Currency: rep.GetNextRenewal().GetCurrency(), SeatsAvailableNow: int(rep.GetSeatsAvailableBefore()),
+			SeatsAvailableThen: int(rep.GetSeatsAvailableAfter()), NextRenewal: rep.GetNextRenewal().GetAmount(),
+			NextRenewalDate: rep.GetNextRenewalDate(), Note: rep.GetNote()}, nil
+	case seatbillingv1.PreviewSeatReleaseReply_OUTCOME_NO_SUBSCRIPTION:
+		return nil, app.ErrSubscriptionNotReady
+	default:
+		return nil, fmt.Errorf("seatbilling: %s", rep.GetError())
+	}
+}

@@ -69,12 +69,23 @@ func (s Store) LiveSession(ctx context.Context, hash string, now time.Time) (app
 // TouchSession records a use of the session at now, unless one was
 // recorded after since (so a busy session is written once a minute).
 func (s Store) TouchSession(ctx context.Context, id string, now, since, idleUntil time.Time) error {
-	_, err := s.DB.ExecContext(ctx, `UPDATE sessions SET last_used_at = $1, idle_expires_at = $2
-		WHERE id = $3 AND last_used_at <= $4 AND revoked_at IS NULL`, store.Time(now), store.Time(idleUntil), id, store.Time(since))
-	if err != nil {
-		return fmt.Errorf("touch session: %w", err)
-	}
-	return nil
+	return s.DB.InTx(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE sessions SET last_used_at = $1, idle_expires_at = $2
+			WHERE id = $3 AND last_used_at <= $4 AND revoked_at IS NULL`, store.Time(now), store.Time(idleUntil), id, store.Time(since))
+		if err != nil {
+			return fmt.Errorf("touch session: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil || n == 0 {
+			return err
+		}
+		// The session's use is its technician's activity (last_active_at).
+		if _, err := tx.ExecContext(ctx, `UPDATE technicians SET last_active_at = $1
+			WHERE id = (SELECT technician_id FROM sessions WHERE id = $2) AND (last_active_at IS NULL OR last_active_at < $1)`,
+			store.Time(now), id); err != nil {
+			return fmt.Errorf("touch session: last active: %w", err)
+		}
+		return nil
+	})
 }
 
 // LiveSessions returns the technician's live sessions at now, oldest first.

@@ -63,7 +63,8 @@ func (s Store) TokenByHash(ctx context.Context, hash []byte, now time.Time) (app
 	var scopes string
 	var expires, used sql.NullString
 	err := s.DB.QueryRowContext(ctx, `SELECT id, account_id, name, scopes, expires_at, last_used_at FROM api_tokens
-		WHERE token_hash = $1 AND revoked_at IS NULL`, hex.EncodeToString(hash)).Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &expires, &used)
+		WHERE token_hash = $1 AND revoked_at IS NULL
+		AND (technician_id IS NULL OR EXISTS (SELECT 1 FROM technicians t WHERE t.id = api_tokens.technician_id AND t.status <> 'disabled'))`, hex.EncodeToString(hash)).Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &expires, &used)
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, app.ErrNotFound
 	}

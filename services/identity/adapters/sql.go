@@ -39,8 +39,12 @@ func (s Store) InsertTechnician(ctx context.Context, tx *sql.Tx, t domain.Techni
 }
 
 func (s Store) InsertToken(ctx context.Context, tx *sql.Tx, t app.Token) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, account_id, name, token_hash, scopes, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		t.ID, t.AccountID, t.Name, t.Hash, strings.Join(t.Scopes, " "), store.Time(t.CreatedAt), nullTime(t.ExpiresAt))
+	var owner any
+	if t.TechnicianID != "" {
+		owner = t.TechnicianID
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO api_tokens (id, account_id, name, token_hash, scopes, created_at, expires_at, technician_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+		t.ID, t.AccountID, t.Name, t.Hash, strings.Join(t.Scopes, " "), store.Time(t.CreatedAt), nullTime(t.ExpiresAt), owner)
 	if err != nil {
 		return fmt.Errorf("insert token: %w", err)
 	}

@@ -14,17 +14,17 @@ import (
 )
 
 const techColumns = `id, account_id, email, first_name, last_name, phone, status, requested_role, created_at,
-	disabled_at, last_login_at, role_id, role_name, is_admin, licence_removal_date, erased_at`
+	disabled_at, last_login_at, role_id, role_name, is_admin, licence_removal_date, erased_at, last_active_at`
 
 type scanner interface{ Scan(dest ...any) error }
 
 func scanTechnician(row scanner) (domain.Technician, error) {
 	var t domain.Technician
 	var requested, created, roleID, roleName string
-	var disabled, lastLogin, licenceRemoval, erased sql.NullString
+	var disabled, lastLogin, licenceRemoval, erased, lastActive sql.NullString
 	var admin int
 	if err := row.Scan(&t.ID, &t.AccountID, &t.Email, &t.FirstName, &t.LastName, &t.Phone, &t.Status, &requested, &created,
-		&disabled, &lastLogin, &roleID, &roleName, &admin, &licenceRemoval, &erased); err != nil {
+		&disabled, &lastLogin, &roleID, &roleName, &admin, &licenceRemoval, &erased, &lastActive); err != nil {
 		return t, err
 	}
 	if licenceRemoval.Valid {
@@ -36,6 +36,7 @@ func scanTechnician(row scanner) (domain.Technician, error) {
 	}
 	t.DisabledAt = parseNullTime(disabled)
 	t.LastLoginAt = parseNullTime(lastLogin)
+	t.LastActiveAt = parseNullTime(lastActive)
 	if requested != "" {
 		t.RequestedRole = &requested
 	}
@@ -212,6 +213,12 @@ func (s Store) ListTechnicians(ctx context.Context, f app.TechnicianFilter) ([]d
 	if f.Query != "" {
 		q := "%" + strings.ToLower(f.Query) + "%"
 		add("(email_key LIKE ? OR lower(first_name || ' ' || last_name) LIKE ?)", q) // one placeholder, used twice
+	}
+	if f.InactiveSince != nil {
+		add("(last_active_at IS NULL OR last_active_at < ?)", store.Time(*f.InactiveSince))
+	}
+	if f.ActiveSince != nil {
+		add("last_active_at >= ?", store.Time(*f.ActiveSince))
 	}
 	if f.After != "" {
 		add("id > ?", f.After)

@@ -26,7 +26,7 @@ func (s Store) TouchToken(ctx context.Context, id string, now, since time.Time) 
 
 // ListTokens returns the account's unrevoked tokens, oldest first.
 func (s Store) ListTokens(ctx context.Context, q app.Querier, accountID string) ([]app.Token, error) {
-	rows, err := q.QueryContext(ctx, `SELECT id, account_id, name, scopes, created_at, expires_at, last_used_at FROM api_tokens
+	rows, err := q.QueryContext(ctx, `SELECT id, account_id, name, scopes, created_at, expires_at, last_used_at, COALESCE(technician_id, '') FROM api_tokens
 		WHERE account_id = $1 AND revoked_at IS NULL ORDER BY created_at, id`, accountID)
 	if err != nil {
 		return nil, fmt.Errorf("tokens: %w", err)
@@ -37,7 +37,7 @@ func (s Store) ListTokens(ctx context.Context, q app.Querier, accountID string) 
 		var t app.Token
 		var scopes, created string
 		var expires, used sql.NullString
-		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &created, &expires, &used); err != nil {
+		if err := rows.Scan(&t.ID, &t.AccountID, &t.Name, &scopes, &created, &expires, &used, &t.TechnicianID); err != nil {
 			return nil, err
 		}
 		t.Scopes = strings.Fields(scopes)
@@ -58,4 +58,33 @@ func (s Store) RevokeToken(ctx context.Context, tx *sql.Tx, accountID, id string
 	}
 	n, err := res.RowsAffected()
 	return n == 1, err
+}
+
+// RevokeOwnedTokens revokes the tokens acting for the technician and
+// returns their ids.
+func (s Store) RevokeOwnedTokens(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) ([]string, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT id FROM api_tokens WHERE technician_id = $1 AND revoked_at IS NULL ORDER BY id`, technicianID)
+	if err != nil {
+		return nil, fmt.Errorf("owned tokens: %w", err)
+	}
+	var ids []string
+	for rows.Next() {
+		var id string
+		if err := rows.Scan(&id); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		ids = append(ids, id)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE api_tokens SET revoked_at = $1 WHERE technician_id = $2 AND revoked_at IS NULL`, store.Time(now), technicianID); err != nil {
+		return nil, fmt.Errorf("revoke owned tokens: %w", err)
+	}
+	return ids, nil
 }

@@ -41,6 +41,9 @@ type Token struct {
 	ExpiresAt *time.Time `json:"expires_at"`
 	// LastUsedAt is the last authenticated request, to the minute.
 	LastUsedAt *time.Time `json:"last_used_at"`
+	// TechnicianID is the technician the token acts for, if any: it is
+	// revoked when they are deactivated.
+	TechnicianID string `json:"technician_id,omitempty"`
 }
 
 // Store is what the use cases need from the database.
@@ -84,6 +87,9 @@ type App struct {
 	AuthenticateSession func(ctx context.Context, hash []byte) (Principal, bool, error)
 	// TokenUsed records an API token's use (app/tokens.go).
 	TokenUsed func(ctx context.Context, t Token, now time.Time) error
+	// Offboarding plans and applies O-1…O-4 on disable, and restores
+	// archived reports on enable (app/offboarding_hooks.go); nil: none.
+	Offboarding OffboardingHooks
 }
 
 // NewID returns an opaque id with a type prefix (api.md): acc_…, tech_….

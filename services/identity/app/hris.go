@@ -148,6 +148,9 @@ type Directory struct {
 	Scim  ScimStore
 	Gates FeatureGate
 	Log   *slog.Logger
+	// SSOConfigs tells whether the account configured SSO, which SCIM
+	// needs where the profile says so (S-8, atlan); nil: never needed.
+	SSOConfigs SSOStore
 	// wake nudges the HRIS processor when a delivery arrives, importWake
 	// the import processor when an import does.
 	wake, importWake chan struct{}

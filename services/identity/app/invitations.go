@@ -123,6 +123,11 @@ func (c *Credentials) AcceptInvitation(ctx context.Context, token, password stri
 	if p := domain.CheckPassword(password, t.Email); p != nil {
 		return p
 	}
+	// S-2 (atlan): the seat is taken on acceptance, or the acceptance held.
+	reservation, err := c.seatOnAcceptance(ctx, inv, t)
+	if err != nil {
+		return err
+	}
 	// Hashed before the transaction: the write lock is not held for it.
 	hash, err := hashPassword(ctx, password, domain.NewSalt())
 	if err != nil {
@@ -149,6 +154,9 @@ func (c *Credentials) AcceptInvitation(ctx context.Context, token, password stri
 			return domain.ErrInvitationUsed()
 		}
 		if err := c.Creds.SetPassword(ctx, tx, t.ID, hash, "invitation", now); err != nil {
+			return err
+		}
+		if err := c.accepted(ctx, tx, inv, reservation, "password"); err != nil {
 			return err
 		}
 		return c.Bus.Emit(ctx, tx, inv.AccountID, &identityv1.PasswordSet{TechnicianId: t.ID, Method: "invitation"})

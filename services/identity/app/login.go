@@ -27,6 +27,8 @@ type CredentialStore interface {
 	InvitationByHash(ctx context.Context, q Querier, hash string) (domain.Invitation, error)
 	UseInvitation(ctx context.Context, tx *sql.Tx, id string, now time.Time) (bool, error)
 	RevokeInvitations(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) error
+	// RevokeOwnedTokens revokes the API tokens acting for the technician.
+	RevokeOwnedTokens(ctx context.Context, tx *sql.Tx, technicianID string, now time.Time) ([]string, error)
 	QueueMail(ctx context.Context, tx *sql.Tx, m OutboxMail) error
 	// DueMail claims the due mails until until (no other mailer gets
 	// them before).
@@ -57,6 +59,9 @@ type Credentials struct {
 	// SSOConfigs tells whether an account enforces single sign-on (L-6;
 	// app/sso.go); nil: none does.
 	SSOConfigs SSOStore
+	// Acceptances knows which invitees take their seat on acceptance
+	// (S-2, atlan; app/invite.go); nil: none does.
+	Acceptances AcceptanceStore
 	// Limits rate-limits the login, reset and token routes; nil limits
 	// nothing (app/ratelimit.go).
 	Limits *RateLimiter

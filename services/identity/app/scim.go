@@ -719,7 +719,8 @@ func (x *Directory) DeleteGroup(ctx context.Context, accountID, id string) error
 // ScimGate is S-8 for SCIM: nil when the account's plan offers SCIM for
 // technicians (roster: every plan; atera: never).
 func (x *Directory) ScimGate(ctx context.Context, accountID string) error {
-	if _, err := x.Account(ctx, accountID); err != nil {
+	_, prof, err := x.account(ctx, accountID)
+	if err != nil {
 		return err
 	}
 	ok, reason, err := x.gate(ctx, accountID, "scim_technicians")
@@ -728,6 +729,14 @@ func (x *Directory) ScimGate(ctx context.Context, accountID string) error {
 	}
 	if !ok {
 		return ErrPlanGate(fmt.Sprintf("SCIM provisioning of technicians is not offered on this plan (S-8): %s", reason))
+	}
+	// atlan: and only with SSO configured (S-8, H-2).
+	if prof.Identity.ScimRequiresSSO && x.SSOConfigs != nil {
+		if _, err := x.SSOConfigs.SSOConfig(ctx, x.DB, accountID); errors.Is(err, ErrNotFound) {
+			return ErrPlanGate("SCIM provisioning needs single sign-on configured first (S-8): PUT /v1/accounts/" + accountID + "/sso")
+		} else if err != nil {
+			return err
+		}
 	}
 	return nil
 }

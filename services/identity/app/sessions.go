@@ -147,14 +147,28 @@ func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Pri
 }
 
 // RevokeAccess ends, in the disabling transaction, every session of the
-// technician and every link mailed to them (I-7; App's
-// OnTechnicianDisabled hook). The password stays, for re-enabling.
+// technician, every link mailed to them and every API token acting for
+// them (I-7; App's OnTechnicianDisabled hook). The password stays, for
+// re-enabling.
 func (c *Credentials) RevokeAccess(ctx context.Context, tx *sql.Tx, t domain.Technician) error {
 	now := c.Now().UTC().Truncate(time.Microsecond)
 	if err := c.revokeSessions(ctx, tx, t.AccountID, t.ID, nil, "", now, "disabled"); err != nil {
 		return err
 	}
-	return c.Creds.RevokeInvitations(ctx, tx, t.ID, now)
+	if err := c.Creds.RevokeInvitations(ctx, tx, t.ID, now); err != nil {
+		return err
+	}
+	ids, err := c.Creds.RevokeOwnedTokens(ctx, tx, t.ID, now)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		if err := c.Bus.Emit(ctx, tx, t.AccountID, &identityv1.ApiTokenRevoked{
+			Meta: &commonv1.EventMeta{OccurredAt: timestamppb.New(now)}, TokenId: id}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Sessions lists the technician's live sessions (L-4), newest first; the

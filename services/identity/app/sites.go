@@ -108,6 +108,9 @@ type NewToken struct {
 	Name      string     `json:"name"`
 	Scopes    []string   `json:"scopes"`
 	ExpiresAt *time.Time `json:"expires_at"`
+	// TechnicianID, optional, makes the token act for that technician of
+	// the account: it stops working when they are deactivated.
+	TechnicianID string `json:"technician_id"`
 }
 
 // MintedToken is a new token; Token is shown once.
@@ -139,6 +142,15 @@ func (a *App) MintToken(ctx context.Context, accountID string, req NewToken, cal
 	if req.ExpiresAt != nil && !req.ExpiresAt.After(now) {
 		errs = append(errs, problem.FieldError{Field: "expires_at", Detail: "must be in the future"})
 	}
+	if owner := strings.TrimSpace(req.TechnicianID); owner != "" {
+		if t, err := a.Technicians.Technician(ctx, a.DB, accountID, owner); errors.Is(err, ErrNotFound) {
+			errs = append(errs, problem.FieldError{Field: "technician_id", Detail: "names no technician of the account"})
+		} else if err != nil {
+			return idempotency.Result{}, err
+		} else if t.Status == domain.StatusDisabled {
+			errs = append(errs, problem.FieldError{Field: "technician_id", Detail: "the technician is deactivated"})
+		}
+	}
 	if len(errs) > 0 {
 		return idempotency.Result{}, problem.Invalid(errs...)
 	}
@@ -149,7 +161,8 @@ func (a *App) MintToken(ctx context.Context, accountID string, req NewToken, cal
 		func(tx *sql.Tx) (int, any, error) {
 			secret := newSecret("rst_")
 			t := Token{ID: NewID("tok"), AccountID: accountID, Name: name, Hash: hex.EncodeToString(httpx.HashToken(secret)),
-				Scopes: slices.Compact(slices.Sorted(slices.Values(req.Scopes))), CreatedAt: now, ExpiresAt: req.ExpiresAt}
+				Scopes: slices.Compact(slices.Sorted(slices.Values(req.Scopes))), CreatedAt: now, ExpiresAt: req.ExpiresAt,
+				TechnicianID: strings.TrimSpace(req.TechnicianID)}
 			if err := a.Store.InsertToken(ctx, tx, t); err != nil {
 				return 0, nil, err
 			}

@@ -266,6 +266,12 @@ func (s *SSO) SSOCallback(ctx context.Context, accountID, state, cookieState, co
 		return LoggedIn{}, s.fail(ctx, f, domain.ErrSSONoTechnician())
 	}
 	ctx = asTechnician(ctx, rec.TechnicianID)
+	// S-2 (atlan): signing on accepts the invitation, which takes a seat.
+	accepting := domain.Invitation{AccountID: accountID, TechnicianID: rec.TechnicianID}
+	reservation, err := s.seatOnAcceptance(ctx, accepting, domain.Technician{ID: rec.TechnicianID, AccountID: accountID, Status: rec.Status})
+	if err != nil {
+		return LoggedIn{}, err
+	}
 	var first bool
 	var opened Opened
 	err = s.DB.InTx(ctx, func(tx *sql.Tx) error {
@@ -275,6 +281,9 @@ func (s *SSO) SSOCallback(ctx context.Context, accountID, state, cookieState, co
 			return domain.ErrSSONoTechnician()
 		}
 		if err != nil {
+			return err
+		}
+		if err := s.accepted(ctx, tx, accepting, reservation, "sso"); err != nil {
 			return err
 		}
 		// The IdP is the second factor's place under SSO (docs/api-notes.md).

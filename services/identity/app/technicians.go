@@ -166,9 +166,13 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 	} else if !errors.Is(err, ErrNotFound) {
 		return idempotency.Result{}, err
 	}
-	reservation, err := a.reserveSeat(ctx, acc.ID, reservationID(scope, idemKey, body), req.ConfirmSeatPurchase)
-	if err != nil {
-		return idempotency.Result{}, err
+	// S-2: where seats are taken on acceptance (atlan), none is reserved now.
+	reservation, stored := "", domain.SeatAwaitsAcceptance
+	if !prof.Identity.SeatOnAcceptance() {
+		if reservation, err = a.reserveSeat(ctx, acc.ID, reservationID(scope, idemKey, body), req.ConfirmSeatPurchase); err != nil {
+			return idempotency.Result{}, err
+		}
+		stored = reservation
 	}
 	now := a.Now().UTC().Truncate(time.Microsecond)
 	return idempotency.Do(ctx, a.DB, idempotency.Request{Scope: scope, Key: idemKey, Body: body}, func(tx *sql.Tx) (int, any, error) {
@@ -179,7 +183,7 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 		if req.Role != "" {
 			t.RequestedRole = &req.Role
 		}
-		if err := a.Technicians.AddTechnician(ctx, tx, t, reservation); err != nil {
+		if err := a.Technicians.AddTechnician(ctx, tx, t, stored); err != nil {
 			if store.IsUniqueViolation(err) { // the same email added concurrently
 				return 0, nil, domain.ErrEmailInUse(req.Email)
 			}
@@ -191,6 +195,11 @@ func (a *App) AddTechnician(ctx context.Context, accountID string, req domain.Ne
 		}
 		if err := a.Bus.Emit(ctx, tx, acc.ID, ev); err != nil {
 			return 0, nil, err
+		}
+		if len(req.Personas) > 0 { // rolepolicy assigns them
+			if err := a.Bus.Emit(ctx, tx, acc.ID, &identityv1.PersonasRequested{TechnicianId: t.ID, PersonaIds: req.Personas}); err != nil {
+				return 0, nil, err
+			}
 		}
 		if a.OnTechnicianCreated != nil {
 			if err := a.OnTechnicianCreated(ctx, tx, acc, t); err != nil {
@@ -210,8 +219,11 @@ type TechnicianFilter struct {
 	Email        string
 	Query        string
 	HideDisabled bool
-	After        string
-	Limit        int
+	// InactiveSince keeps those not active since then (never active
+	// included); ActiveSince those active since then (last_active_at).
+	InactiveSince, ActiveSince *time.Time
+	After                      string
+	Limit                      int
 }
 
 // ListTechnicians lists a page of technicians (I-8: disabled ones stay,
@@ -290,8 +302,8 @@ func (a *App) DisableTechnician(ctx context.Context, accountID, id, successorID,
 			if err != nil {
 				return 0, nil, err
 			}
-			if t.Status == domain.StatusDisabled {
-				return http.StatusOK, t, nil
+			if t.Status == domain.StatusDisabled { // O-*: the plan stands, nothing changes
+				return a.disabledAnswer(ctx, tx, t)
 			}
 			if successorID != "" {
 				s, err := a.Technicians.Technician(ctx, tx, accountID, successorID)
@@ -311,7 +323,7 @@ func (a *App) DisableTechnician(ctx context.Context, accountID, id, successorID,
 			if err := a.disable(ctx, tx, &t, "disabled", successorID); err != nil {
 				return 0, nil, err
 			}
-			return http.StatusOK, t, nil
+			return a.disabledAnswer(ctx, tx, t)
 		})
 }
 
@@ -327,6 +339,11 @@ func (a *App) disable(ctx context.Context, tx *sql.Tx, t *domain.Technician, rea
 	}
 	if a.OnTechnicianDisabled != nil { // I-7: sessions and tokens end now
 		if err := a.OnTechnicianDisabled(ctx, tx, *t); err != nil {
+			return err
+		}
+	}
+	if a.Offboarding != nil { // O-1…O-4: the plan and its instructions
+		if err := a.Offboarding.Offboard(ctx, tx, *t, successorID); err != nil {
 			return err
 		}
 	}
@@ -371,6 +388,11 @@ func (a *App) EnableTechnician(ctx context.Context, accountID, id string, confir
 		t.Status, t.DisabledAt = domain.StatusAfterEnable(t), nil
 		if err := a.Technicians.UpdateTechnician(ctx, tx, t, a.Now()); err != nil {
 			return 0, nil, err
+		}
+		if a.Offboarding != nil { // O-3: archived reports come back
+			if err := a.Offboarding.RestoreArchived(ctx, tx, t); err != nil {
+				return 0, nil, err
+			}
 		}
 		if err := a.Bus.Emit(ctx, tx, accountID, &identityv1.TechnicianEnabled{TechnicianId: t.ID, ReservationId: reservation}); err != nil {
 			return 0, nil, err

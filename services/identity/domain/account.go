@@ -45,7 +45,10 @@ type Technician struct {
 	RequestedRole *string    `json:"requested_role"`
 	SiteIDs       []string   `json:"site_ids"`
 	LastLoginAt   *time.Time `json:"last_login_at"`
-	DisabledAt    *time.Time `json:"disabled_at,omitempty"`
+	// LastActiveAt is the latest login or session use (a session's use is
+	// noted at most once a minute); null while never active.
+	LastActiveAt *time.Time `json:"last_active_at"`
+	DisabledAt   *time.Time `json:"disabled_at,omitempty"`
 	// LicenceRemovalDate is the last day (YYYY-MM-DD) of the cycle at whose
 	// end the technician's seat is removed and they are disabled (S-5);
 	// null when no removal is pending.
@@ -145,4 +148,5 @@ func (n *NewAccount) Validate(today time.Time) *problem.Problem {
 var AccountScopes = []string{
 	"technicians:read", "technicians:write", "roles:read", "roles:write",
 	"billing:read", "billing:write", "audit:read", "scim", "hris:admin",
+	"ownership:write", // O-4: systems that own work register it and acknowledge instructions
 }

@@ -50,6 +50,10 @@ type NewTechnician struct {
 	Role                string   `json:"role"`
 	SiteIDs             []string `json:"site_ids"`
 	ConfirmSeatPurchase bool     `json:"confirm_seat_purchase"`
+	// BaseRole is role by the layered model's name (atlan, R-9); Personas
+	// are persona ids, assigned by rolepolicy (PersonasRequested).
+	BaseRole string   `json:"base_role"`
+	Personas []string `json:"personas"`
 }
 
 // Validate applies I-1 (required fields per profile) and I-2 (email).
@@ -59,8 +63,18 @@ func (n *NewTechnician) Validate(p profile.Identity) *problem.Problem {
 	n.LastName = strings.TrimSpace(n.LastName)
 	n.Phone = strings.TrimSpace(n.Phone)
 	n.Role = strings.TrimSpace(n.Role)
-	values := map[string]string{"email": n.Email, "first_name": n.FirstName, "last_name": n.LastName, "role": n.Role}
 	var errs []problem.FieldError
+	switch b := strings.TrimSpace(n.BaseRole); {
+	case b == "":
+	case n.Role == "":
+		n.Role = b
+	case !strings.EqualFold(b, n.Role):
+		errs = append(errs, problem.FieldError{Field: "base_role", Detail: "differs from role: give one of them"})
+	}
+	n.BaseRole = ""
+	slices.Sort(n.Personas)
+	n.Personas = slices.Compact(n.Personas)
+	values := map[string]string{"email": n.Email, "first_name": n.FirstName, "last_name": n.LastName, "role": n.Role}
 	for _, f := range p.RequiredFields {
 		if values[f] == "" {
 			errs = append(errs, problem.FieldError{Field: f, Detail: "is required"})

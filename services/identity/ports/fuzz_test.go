@@ -58,3 +58,31 @@ func FuzzTokenBody(f *testing.F) {
 		}
 	})
 }
+
+// FuzzOwnershipEvent: whatever an owning system publishes on
+// roster.ownership.>, decoding never panics; an event read as readable
+// names an account and a kind from its subject, and a kind in the body
+// that is not the subject's is refused (O-4).
+func FuzzOwnershipEvent(f *testing.F) {
+	f.Add("roster.ownership.acc_1.ticket", []byte(`{"id":"T1","owner_id":"tec_1","status":"open"}`))
+	f.Add("roster.ownership.acc_1.report", []byte(`{"op":"delete","id":"R1"}`))
+	f.Add("roster.ownership.acc_1.ticket", []byte(`{"kind":"asset","id":"T1"}`))
+	f.Add("roster.ownership.acc_1", []byte(`{}`))
+	f.Add("roster.ownership.acc_1.a.b", []byte(`{"id":1}`))
+	f.Add("roster.ownership..ticket", []byte(`not json`))
+	f.Fuzz(func(t *testing.T, subject string, data []byte) {
+		ev := DecodeOwnership(subject, 7, nil, data)
+		if ev.Unreadable != nil {
+			return
+		}
+		if ev.AccountID == "" || ev.Item.Kind == "" || strings.Contains(ev.Item.Kind, ".") || ev.Seq != 7 {
+			t.Fatalf("readable event %+v from %q", ev, subject)
+		}
+		var m map[string]any
+		if json.Unmarshal(data, &m) == nil {
+			if k, ok := m["kind"].(string); ok && k != "" && k != ev.Item.Kind {
+				t.Fatalf("body kind %q accepted on %q", k, subject)
+			}
+		}
+	})
+}

@@ -7,7 +7,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 
@@ -24,6 +26,8 @@ type HTTP struct {
 	App  *app.App
 	Auth *auth.Authenticator
 	Log  *slog.Logger
+	// Offboardings previews a disable (?dry_run=true, O-3; offboarding.go).
+	Offboardings *app.Offboardings
 }
 
 // Routes mounts the routes.
@@ -237,9 +241,18 @@ func (h *HTTP) listTechnicians(w http.ResponseWriter, r *http.Request) {
 		problem.Write(w, problem.Invalid(problem.FieldError{Field: "status", Detail: "must be invited, active or disabled"}))
 		return
 	}
+	var bad []problem.FieldError
+	inactive, fe := timeParam(q, "inactive_since")
+	bad = append(bad, fe...)
+	active, fe := timeParam(q, "active_since")
+	if bad = append(bad, fe...); len(bad) > 0 {
+		problem.Write(w, problem.Invalid(bad...))
+		return
+	}
 	ts, err := h.App.ListTechnicians(r.Context(), app.TechnicianFilter{
 		AccountID: chi.URLParam(r, "acc"), Status: status, Role: q.Get("role"), SiteID: q.Get("site_id"),
 		Email: q.Get("email"), Query: q.Get("q"), HideDisabled: hide, After: after, Limit: limit + 1,
+		InactiveSince: inactive, ActiveSince: active,
 	})
 	if err != nil {
 		httpx.Error(w, r, h.Log, err)
@@ -286,10 +299,16 @@ func (h *HTTP) disableTechnician(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if r.URL.Query().Get("dry_run") != "" {
-		problem.Write(w, problem.New(http.StatusNotImplemented, "dry-run-unavailable", "Dry run not available yet",
-			"the offboarding preview (O-3) is not implemented yet; nothing was changed"))
-		return
+	if v := r.URL.Query().Get("dry_run"); v != "" {
+		dry, err := strconv.ParseBool(v)
+		if err != nil {
+			problem.Write(w, problem.Invalid(problem.FieldError{Field: "dry_run", Detail: "must be true or false"}))
+			return
+		}
+		if dry {
+			h.previewDisable(w, r, req.SuccessorID)
+			return
+		}
 	}
 	res, err := h.App.DisableTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), req.SuccessorID, key(r), b)
 	h.answer(w, r, res, err)
@@ -314,4 +333,20 @@ func (h *HTTP) eraseTechnician(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.App.EraseTechnician(r.Context(), chi.URLParam(r, "acc"), chi.URLParam(r, "id"), key(r), b)
 	h.answer(w, r, res, err)
+}
+
+// timeParam reads an optional time filter (last active): an RFC 3339 time
+// or a date (YYYY-MM-DD, its midnight UTC).
+func timeParam(q url.Values, name string) (*time.Time, []problem.FieldError) {
+	v := q.Get(name)
+	if v == "" {
+		return nil, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, time.DateOnly} {
+		if t, err := time.Parse(layout, v); err == nil {
+			t = t.UTC()
+			return &t, nil
+		}
+	}
+	return nil, []problem.FieldError{{Field: name, Detail: "must be an RFC 3339 time or a date (YYYY-MM-DD)"}}
 }

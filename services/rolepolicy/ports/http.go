@@ -28,6 +28,8 @@ type HTTP struct {
 	auth *auth.Authenticator
 	op   *httpx.Operator
 	log  *slog.Logger
+	// layers: the layered role model (R-9; layers.go); nil: none.
+	layers *app.Layers
 }
 
 // NewHTTP returns the routes over a, authenticated by authn: the operator
@@ -63,8 +65,11 @@ func (h *HTTP) Mount(r chi.Router) {
 	r.With(write).Put("/v1/accounts/{acc}/technicians/{id}/role", h.assignRole)
 
 	// answered from the in-memory index, never the database.
-	r.With(read).Post("/v1/accounts/{acc}/access/check", h.checkAccess)
-	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/effective-access", h.effectiveAccess)
+	r.With(read).Post("/v1/accounts/{acc}/access/check", h.checkAccessAny)
+	r.With(read).Get("/v1/accounts/{acc}/technicians/{id}/effective-access", h.effectiveAccessAny)
+	if h.layers != nil {
+		h.mountLayers(r)
+	}
 }
 
 type permissionJSON struct {

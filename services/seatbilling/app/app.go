@@ -33,6 +33,10 @@ type Application struct {
 	Features    FeaturesHandler
 	UnusedSeats UnusedSeatsHandler
 	RecordLogin RecordLoginHandler
+	// PreviewSeatRelease: the cost effect of a disable (O-3 preview).
+	PreviewSeatRelease PreviewSeatReleaseHandler
+	// RecordRole: S-2, the seats shown apart by role.
+	RecordRole RecordRoleHandler
 }
 
 // Store is what the use cases need from storage.
@@ -49,6 +53,7 @@ type Store interface {
 	AddOnStore
 	SeatHolderReader
 	LoginRecorder
+	SeatRoleStore
 }
 
 // Emitter writes events to the outbox within a transaction (eventbus.Bus).
@@ -86,5 +91,8 @@ func New(store Store, events Emitter, log *slog.Logger, now func() time.Time, cf
 		Features:    FeaturesHandler{store: store},
 		UnusedSeats: UnusedSeatsHandler{store: store, now: now},
 		RecordLogin: RecordLoginHandler{store: store},
+
+		PreviewSeatRelease: PreviewSeatReleaseHandler{store: store},
+		RecordRole:         RecordRoleHandler{store: store},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/profile"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	seatbillingv1 "roster.dev/proto/roster/seatbilling/v1"
 	"roster.dev/services/seatbilling/domain"
@@ -19,6 +20,10 @@ type ConfirmSeat struct {
 	AccountID     string
 	TechnicianID  string
 	ReservationID string
+	// OnCreation: identity created the technician (TechnicianCreated).
+	// Where the profile seats users on acceptance (S-2, atlan), creation
+	// takes no seat: InvitationAccepted does.
+	OnCreation bool
 }
 
 // SeatConfirmer is what ConfirmSeat needs from storage, within the
@@ -64,6 +69,16 @@ func (h ConfirmSeatHandler) Handle(ctx context.Context, tx *sql.Tx, cmd ConfirmS
 	sub, err := h.store.LockSubscription(ctx, tx, cmd.AccountID)
 	if err != nil {
 		return fmt.Errorf("confirm seat of %s: %w", cmd.TechnicianID, err)
+	}
+	if cmd.OnCreation {
+		prof, err := profile.Get(sub.Profile)
+		if err != nil {
+			return fmt.Errorf("confirm seat of %s: %w", cmd.TechnicianID, err)
+		}
+		if prof.SeatBilling.SeatFromAcceptance() {
+			log.InfoContext(ctx, "a pending invitee takes no seat until accepting (S-2)")
+			return nil
+		}
 	}
 	status, seated, err := h.store.SeatStatus(ctx, tx, cmd.AccountID, cmd.TechnicianID)
 	if err != nil {

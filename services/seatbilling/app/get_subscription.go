@@ -22,6 +22,10 @@ type SubscriptionView struct {
 	PendingReductions int
 	// AddOns are billed apart from seats (S-9), by id.
 	AddOns []domain.AddOn
+	// SeatsByRole counts the occupied seats of each of the profile's
+	// separate seat roles (S-2, atlan: Guest); nil when it has none. They
+	// are among Seats.Used: shown apart, paid alike.
+	SeatsByRole map[string]int
 }
 
 // SubscriptionViewReader reads what GET subscription shows.
@@ -29,6 +33,7 @@ type SubscriptionViewReader interface {
 	SubscriptionReader
 	// AddOns reads the account's add-ons; tx nil reads outside a transaction.
 	AddOns(ctx context.Context, tx *sql.Tx, accountID string) ([]domain.AddOn, error)
+	SeatRoleStore
 }
 
 // GetSubscriptionHandler answers the subscription of an account.
@@ -47,7 +52,12 @@ func (h GetSubscriptionHandler) Handle(ctx context.Context, accountID string) (S
 	if err != nil {
 		return SubscriptionView{}, err
 	}
+	byRole, err := separateSeats(ctx, h.store, sub)
+	if err != nil {
+		return SubscriptionView{}, err
+	}
 	return SubscriptionView{
+		SeatsByRole:       byRole,
 		Subscription:      sub,
 		Seats:             domain.UsageOf(sub.Seats, seats.Occupied, seats.Leaving),
 		PendingReductions: seats.Pending,

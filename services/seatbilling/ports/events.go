@@ -12,6 +12,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
+	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
 	"roster.dev/services/seatbilling/app"
 	"roster.dev/services/seatbilling/domain"
 )
@@ -28,6 +29,13 @@ func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
 		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
 			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
+			OnCreation: true,
+		})
+	})
+	// S-2 (atlan): the accepted invitation takes the seat reserved for it.
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.InvitationAccepted) error {
+		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
+			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
 		})
 	})
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
@@ -38,6 +46,15 @@ func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	// S-4: a disabled technician's seat is free for reuse.
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
 		return a.ReleaseSeat.Handle(ctx, tx, app.ReleaseSeat{AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId()})
+	})
+	// S-2 (atlan): the role each technician holds, for the seats shown
+	// apart by role (Guest).
+	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *rolepolicyv1.RoleAssigned) error {
+		cmd := app.RecordRole{AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), RoleName: ev.GetRoleName()}
+		if at := ev.GetMeta().GetOccurredAt(); at != nil {
+			cmd.At = at.AsTime()
+		}
+		return a.RecordRole.Handle(ctx, tx, cmd)
 	})
 	// I-11, S-7: login times for the unused-seat report. FirstLogin alone
 	// is enough for a technician who logged in once before

@@ -98,6 +98,10 @@ type Subscription struct {
 	CycleEnd          string  `json:"cycle_end"`
 	PendingReductions int     `json:"pending_reductions"`
 	AddOns            []AddOn `json:"add_ons"`
+	// SeparateSeats are the occupied seats of the profile's separate seat
+	// roles (S-2, atlan: {"Guest": n}), counted among seats.used as well:
+	// shown apart, paid alike. Absent under other profiles.
+	SeparateSeats map[string]int `json:"separate_seats,omitempty"`
 }
 
 func (h *HTTP) getSubscription(w http.ResponseWriter, r *http.Request) {
@@ -118,6 +122,7 @@ func subscriptionJSON(v app.SubscriptionView) Subscription {
 		BillingPeriod:     string(s.Schedule.Period()),
 		UnitPrice:         Money{Amount: s.UnitPrice.Amount, Currency: s.UnitPrice.Currency},
 		Seats:             Seats{Total: v.Seats.Total, Used: v.Seats.Used, Available: v.Seats.Available},
+		SeparateSeats:     v.SeatsByRole,
 		BillingAnchor:     domain.FormatDate(s.Schedule.Anchor()),
 		CycleStart:        domain.FormatDate(s.Cycle.Start),
 		CycleEnd:          domain.FormatDate(s.Cycle.End),

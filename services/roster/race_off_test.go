@@ -1,0 +1,6 @@
+//go:build !race
+
+package roster
+
+// raceDetector: the tests run under the race detector (go test -race).
+const raceDetector = false
