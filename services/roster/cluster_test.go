@@ -360,7 +360,7 @@ func leaderOf(t *testing.T, js nats.JetStreamContext, stream string, nodes []*ch
 // each of Roster's streams.
 func currentEverywhere(js nats.JetStreamContext, node string) bool {
 	for _, stream := range []string{eventbus.EventStream("identity"), eventbus.EventStream("seatbilling"),
-		eventbus.EventStream("rolepolicy"), eventbus.StreamAudit, eventbus.StreamDeadLetter} {
+		eventbus.EventStream("rolepolicy"), eventbus.StreamAudit, eventbus.StreamDeadLetter, eventbus.StreamOffboarding, eventbus.StreamOwnership} {
 		info, err := js.StreamInfo(stream)
 		if err != nil || info.Cluster == nil {
 			return false
