@@ -2,12 +2,15 @@
 SHELL := /bin/bash
 GO    ?= go
 BIN   := $(CURDIR)/bin
+# nats-server for `make chaos`, `make cluster-test` and the cluster test's
+# short mode in `make test`: on PATH, or installed into GOPATH/bin.
+NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/nats-server)
 # Every module of the workspace (go.work).
 PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/... \
          roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
          roster.dev/services/audit/... roster.dev/services/roster/... roster.dev/deploy/...
 
-.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench
+.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench cluster-test
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -18,8 +21,9 @@ build:
 	$(GO) build -o $(BIN)/roster ./services/roster/cmd/roster
 
 ## test: vet, then every test with the race detector (needs PostgreSQL's
-## binaries for the PostgreSQL half: .ci/install-postgres.sh)
-test: vet
+## binaries for the PostgreSQL half: .ci/install-postgres.sh; installs
+## nats-server v2.15.2 for the cluster fault test's short mode)
+test: vet $(NATS_SERVER)
 	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
 
@@ -62,11 +66,33 @@ bench: build
 ## on PostgreSQL or of the nats-server; then the invariants
 ## (docs/reliability.md). Installs nats-server v2.15.2 when missing.
 CHAOS_KILLS ?= 50
-NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/nats-server)
 chaos: $(NATS_SERVER)
 	set -o pipefail; ROSTER_CHAOS_KILLS=$(CHAOS_KILLS) ROSTER_CHAOS_SEPARATE=1 PATH="$(dir $(NATS_SERVER)):$$PATH" \
 	  $(GO) test -race -count=1 -timeout 30m -run '^TestChaos' -v roster.dev/services/roster \
 	  | grep --line-buffered -v 'level=' | tee chaos.log | grep --line-buffered -E '^(=== RUN|--- |\s+chaos_test|PASS|FAIL|ok)'
+
+## cluster-test: the cluster fault test (services/roster/cluster_test.go)
+## in its long mode: 3 nats-server processes as a JetStream cluster from
+## deploy/nats/nats.conf, PostgreSQL with deploy/postgres/init.sql's roles,
+## CLUSTER_REPLICAS `roster serve <service>` processes of each service with
+## --stream-replicas 3; CLUSTER_MEASURE s of throughput at 1, 2, …
+## replicas, then CLUSTER_ROUNDS rounds each killing the node leading the
+## identity stream and one replica of each service under the load; then
+## the chaos invariants. Once with 2 replicas, once with 3. Without the
+## race detector (CLUSTER_FLAGS=-race adds it): the figures are the
+## binary's (docs/performance.md). `make test` runs the short mode.
+CLUSTER_ROUNDS  ?= 8
+CLUSTER_MEASURE ?= 20
+CLUSTER_WORKERS ?= 8
+CLUSTER_FLAGS   ?=
+cluster-test: $(NATS_SERVER)
+	set -o pipefail; rm -f cluster.log; for n in 2 3; do \
+	  ROSTER_CLUSTER_REPLICAS=$$n ROSTER_CLUSTER_ROUNDS=$(CLUSTER_ROUNDS) ROSTER_CLUSTER_MEASURE=$(CLUSTER_MEASURE) \
+	  ROSTER_CLUSTER_WORKERS=$(CLUSTER_WORKERS) PATH="$(dir $(NATS_SERVER)):$$PATH" \
+	  $(GO) test $(CLUSTER_FLAGS) -count=1 -timeout 30m -run '^TestClusterFaults$$' -v roster.dev/services/roster \
+	  | grep --line-buffered -v 'level=' | tee -a cluster.log | grep --line-buffered -E '^(=== RUN|--- |\s+cluster_test|PASS|FAIL|ok)' \
+	  || exit 1; done
+
 $(NATS_SERVER):
 	GOFLAGS= GOBIN=$(abspath $(dir $(NATS_SERVER))) $(GO) install github.com/nats-io/nats-server/v2@v2.15.2
 

@@ -42,7 +42,11 @@ func (b *Bus) addBatchConsumer(ctx context.Context, source string) (*batchConsum
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
-	sub, err := b.pullConsumer(conn, name, source)
+	var sub *nats.Subscription
+	err = b.whileUnavailable(name, func() (err error) {
+		sub, err = b.pullConsumer(conn, name, source)
+		return err
+	})
 	if err != nil {
 		conn.Close()
 		return nil, err

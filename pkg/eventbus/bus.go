@@ -343,7 +343,7 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
-	if err := ensureConsumer(conn, source, name, b.cfg.AckWait); err != nil {
+	if err := b.whileUnavailable(name, func() error { return ensureConsumer(conn, source, name, b.cfg.AckWait) }); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -381,6 +381,38 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	h.AddMiddleware(b.deadLetter(name))
 	trackLag(EventStream(source), name, conn)
 	return conn, nil
+}
+
+// unavailablePatience is how long a consumer's creation is retried while
+// JetStream answers that it is unavailable: a cluster that lost the node
+// leading a stream elects another within seconds, and a replica starting
+// meanwhile waits for it instead of exiting (found by the cluster fault
+// test, services/roster/cluster_test.go).
+var unavailablePatience = time.Minute
+
+// whileUnavailable calls f until it succeeds, fails otherwise than with
+// JetStream unavailable, or unavailablePatience has passed.
+func (b *Bus) whileUnavailable(consumer string, f func() error) error {
+	deadline := time.Now().Add(unavailablePatience)
+	for {
+		err := f()
+		if err == nil || !jetStreamUnavailable(err) || time.Now().After(deadline) {
+			return err
+		}
+		b.log.Warn("JetStream unavailable; retrying", "consumer", consumer, "err", err)
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// jetStreamUnavailable reports an error that passes once the cluster has
+// its leaders again: a 503 from the JetStream API ("JetStream system
+// temporarily unavailable"), or no answer in time.
+func jetStreamUnavailable(err error) bool {
+	var js nats.JetStreamError
+	if errors.As(err, &js) && js.APIError() != nil && js.APIError().Code == 503 {
+		return true
+	}
+	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // DeliverPrefix starts the deliver subject of a durable consumer:

@@ -60,30 +60,82 @@ func TestChaosSeparateProcesses(t *testing.T) {
 	if os.Getenv("ROSTER_CHAOS_SEPARATE") == "" {
 		t.Skip("set ROSTER_CHAOS_SEPARATE=1 (make chaos does) to run the separate-processes mode")
 	}
-	natsServer, err := exec.LookPath("nats-server")
-	if err != nil {
-		gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-		natsServer = filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
-		if _, err := os.Stat(natsServer); err != nil {
-			t.Fatalf("no nats-server: go install github.com/nats-io/nats-server/v2@v2.15.2")
-		}
-	}
+	natsServer := natsServerBinary(t)
 	dir := t.TempDir()
 	ch := &chaosChild{t: t, dir: dir, http: freeAddr(t), nats: freeAddr(t), pg: pgtest.DSN(t)}
 	host, port, _ := net.SplitHostPort(ch.nats)
 	ch.procs = append(ch.procs, &chaosProc{name: "nats-server", natsAddr: ch.nats,
 		exe: natsServer, argv: []string{"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port}})
-	backends := map[string]*httputil.ReverseProxy{}
-	for _, s := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+	replicas := map[string][]*chaosProc{}
+	for _, s := range services {
 		addr := freeAddr(t)
-		ch.procs = append(ch.procs, &chaosProc{name: s, http: addr,
-			args: "serve " + s + " --nats-url nats://" + ch.nats + " --db " + ch.pg + " --data " + dir + " --http " + addr + " --log-level warn"})
-		rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: addr})
-		rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
-		backends[s] = rp
+		p := &chaosProc{name: s, http: addr,
+			args: "serve " + s + " --nats-url nats://" + ch.nats + " --db " + ch.pg + " --data " + dir + " --http " + addr + " --log-level warn"}
+		ch.procs = append(ch.procs, p)
+		replicas[s] = append(replicas[s], p)
 	}
+	ch.serveFront(replicas)
+	runChaos(t, ch, func(rng *rand.Rand) *chaosProc { return ch.procs[rng.IntN(len(ch.procs))] })
+}
+
+// services are Roster's four services, as `roster serve <service>` names them.
+var services = []string{"identity", "seatbilling", "rolepolicy", "audit"}
+
+// natsServerBinary is the nats-server executable: on PATH, in GOPATH/bin
+// (`make chaos` and `make cluster-test` install v2.15.2 there), or else
+// built from the nats-server module this workspace pins (go.mod) into the
+// user's cache, once.
+func natsServerBinary(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nats-server"); err == nil {
+		return p
+	}
+	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
+	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	cache, err := os.UserCacheDir()
+	if err != nil {
+		cache = os.TempDir()
+	}
+	p = filepath.Join(cache, "roster", "nats-server")
+	if _, err := os.Stat(p); err == nil {
+		return p
+	}
+	t.Logf("building nats-server into %s (go install github.com/nats-io/nats-server/v2@v2.15.2 avoids it)", p)
+	cmd := exec.Command("go", "build", "-o", p, "github.com/nats-io/nats-server/v2")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("no nats-server on PATH nor in GOPATH/bin, and building it failed: %v\n%s", err, out)
+	}
+	return p
+}
+
+// serveFront listens on ch.http as the load balancer in front of the
+// separate processes: each path goes to its service (serviceOf), spread
+// round-robin over the service's replicas that are up (started and ready,
+// as a load balancer's health check sees them); 502 while none is.
+func (ch *chaosChild) serveFront(replicas map[string][]*chaosProc) {
+	t := ch.t
+	proxies := map[*chaosProc]*httputil.ReverseProxy{}
+	for _, ps := range replicas {
+		for _, p := range ps {
+			rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: p.http})
+			rp.ErrorHandler = func(w http.ResponseWriter, _ *http.Request, _ error) { w.WriteHeader(http.StatusBadGateway) }
+			proxies[p] = rp
+		}
+	}
+	var next atomic.Uint64
 	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		backends[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+		ps := replicas[serviceOf(r.URL.Path)]
+		n := next.Add(1)
+		for i := range ps {
+			if p := ps[(int(n)+i)%len(ps)]; p.up.Load() {
+				proxies[p].ServeHTTP(w, r)
+				return
+			}
+		}
+		w.WriteHeader(http.StatusBadGateway)
 	})}
 	ln, err := net.Listen("tcp", ch.http)
 	if err != nil {
@@ -91,7 +143,6 @@ func TestChaosSeparateProcesses(t *testing.T) {
 	}
 	go front.Serve(ln)
 	t.Cleanup(func() { front.Close() })
-	runChaos(t, ch, func(rng *rand.Rand) *chaosProc { return ch.procs[rng.IntN(len(ch.procs))] })
 }
 
 // serviceOf is the service serving an HTTP path (api.md's routes).
@@ -113,25 +164,65 @@ func serviceOf(path string) string {
 // picks, then checks the invariants.
 func runChaos(t *testing.T, ch *chaosChild, victim func(*rand.Rand) *chaosProc) {
 	kills := envInt(t, "ROSTER_CHAOS_KILLS", 10)
+	rng := chaosRand(t)
+	t.Logf("chaos: %d kills", kills)
+	ch.startAll(ch.procs)
+	c, acc := ch.openAccount(t)
+
+	// The load: workers add technicians until the kills are over; each
+	// technician follows one script, every step retried until answered.
+	load := startChaosLoad(&chaosDriver{c: c, acc: acc, mailDir: filepath.Join(ch.dir, "mail")}, chaosWorkers)
+	start := time.Now()
+	for k := range kills {
+		ch.awaitReady()
+		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
+		p := victim(rng)
+		ch.kill(p)
+		t.Logf("kill %d (%s) at %v: %d technicians started", k+1, p.name, time.Since(start).Round(time.Millisecond), load.next.Load())
+		ch.start(p)
+	}
+	ch.awaitReady()
+	techs := load.finish(t)
+	t.Logf("chaos: %d kills survived, %d technicians onboarded in %v", kills, len(techs), time.Since(start).Round(time.Millisecond))
+
+	checked := checkChaosInvariants(t, c, ch, acc, techs, kills)
+	t.Logf("chaos: %d invariant checks passed", checked)
+}
+
+// chaosRand is the random source of the kill timings: seeded from the
+// clock, or from ROSTER_CHAOS_SEED to replay a run.
+func chaosRand(t *testing.T) *rand.Rand {
+	t.Helper()
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("ROSTER_CHAOS_SEED"); s != "" {
 		seed, _ = strconv.ParseUint(s, 10, 64)
 	}
-	rng := rand.New(rand.NewPCG(seed, 11))
-	t.Logf("chaos: seed %d (ROSTER_CHAOS_SEED replays the kill timings), %d kills", seed, kills)
-	dir := ch.dir
-	for _, p := range ch.procs {
+	t.Logf("chaos: seed %d (ROSTER_CHAOS_SEED replays the kill timings)", seed)
+	return rand.New(rand.NewPCG(seed, 11))
+}
+
+// startAll starts procs in order, waiting for each NATS server before
+// what follows connects to it, and kills every process when the test ends.
+func (ch *chaosChild) startAll(procs []*chaosProc) {
+	for _, p := range procs {
 		ch.start(p)
 		if p.natsAddr != "" {
 			ch.awaitReady() // the services connect to it at start
 		}
 	}
-	t.Cleanup(func() {
-		for _, p := range ch.procs {
+	ch.t.Cleanup(func() {
+		for _, p := range procs {
 			ch.kill(p)
 		}
 	})
 	ch.awaitReady()
+}
+
+// openAccount creates the load's account through the front: a roster
+// account with 4 seats, so that most technicians are added with a
+// confirmed seat purchase (S-3) and charges are made under the kills.
+func (ch *chaosChild) openAccount(t *testing.T) (*chaosClient, account) {
+	t.Helper()
 	c := &chaosClient{base: "http://" + ch.http, http: &http.Client{Timeout: 10 * time.Second}}
 	// One roster account with 4 seats: most technicians are added with a
 	// confirmed seat purchase (S-3), so charges are made under the kills.
@@ -144,52 +235,53 @@ func runChaos(t *testing.T, ch *chaosChild, victim func(*rand.Rand) *chaosProc) 
 		created = body
 		return code == 201, err
 	})
-	acc := account{
+	return c, account{
 		id: created["account"].(map[string]any)["id"].(string), token: created["api_token"].(string),
 		adminID: created["admin"].(map[string]any)["id"].(string),
 	}
+}
 
-	// The load: workers add technicians until the kills are over; each
-	// technician follows one script, every step retried until answered.
-	d := &chaosDriver{c: c, acc: acc, mailDir: filepath.Join(dir, "mail")}
-	ctx, stopLoad := context.WithCancel(context.Background())
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range chaosWorkers {
-		wg.Add(1)
+// chaosLoad is the driver run by workers, each onboarding technician
+// after technician until finish.
+type chaosLoad struct {
+	d       *chaosDriver
+	workers int
+	next    atomic.Int64
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+func startChaosLoad(d *chaosDriver, workers int) *chaosLoad {
+	ctx, stop := context.WithCancel(context.Background())
+	l := &chaosLoad{d: d, workers: workers, stop: stop}
+	for range workers {
+		l.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer l.wg.Done()
 			for ctx.Err() == nil {
-				d.run(int(next.Add(1)))
+				d.run(int(l.next.Add(1)))
 			}
 		}()
 	}
+	return l
+}
 
-	start := time.Now()
-	for k := range kills {
-		ch.awaitReady()
-		time.Sleep(time.Duration(100+rng.IntN(900)) * time.Millisecond)
-		p := victim(rng)
-		ch.kill(p)
-		t.Logf("kill %d (%s) at %v: %d technicians started", k+1, p.name, time.Since(start).Round(time.Millisecond), next.Load())
-		ch.start(p)
-	}
-	ch.awaitReady()
-	stopLoad()
-	wg.Wait()
-	if err := d.failure(); err != nil {
+// finish lets every worker complete its technician, fails t on the first
+// failure of the driver, and returns what was acknowledged.
+func (l *chaosLoad) finish(t *testing.T) []chaosTech {
+	t.Helper()
+	l.stop()
+	l.wg.Wait()
+	if err := l.d.failure(); err != nil {
 		t.Fatal(err)
 	}
-	techs := d.snapshot()
-	t.Logf("chaos: %d kills survived, %d technicians onboarded in %v", kills, len(techs), time.Since(start).Round(time.Millisecond))
-	if len(techs) < chaosWorkers {
+	techs := l.d.snapshot()
+	if len(techs) < l.workers {
 		// Each worker was in a script when the kills began; a worker can
-		// wait out a redelivery (AckWait, 30 s) in one script.
+		// wait out a redelivery (AckWait) in one script.
 		t.Fatalf("only %d technicians onboarded: the load did not run under the kills", len(techs))
 	}
-
-	checked := checkChaosInvariants(t, c, ch, acc, techs, kills)
-	t.Logf("chaos: %d invariant checks passed", checked)
+	return techs
 }
 
 // chaosWorkers is how many clients drive the load at once.
@@ -504,7 +596,7 @@ func checkChaosInvariants(t *testing.T, c *chaosClient, ch *chaosChild, acc acco
 	}
 
 	// The dead-letter subject is empty.
-	nc, err := nats.Connect("nats://" + ch.nats)
+	nc, err := ch.connectNATS()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -541,6 +633,18 @@ type chaosChild struct {
 	dbs        map[string]*sql.DB
 	// pg is the PostgreSQL URL of the separate mode ("": SQLite files).
 	pg string
+	// pgAs, when set, is each service's own URL (its role, deploy/postgres).
+	pgAs map[string]string
+	// natsURL, when set, is how the checks connect to NATS (a cluster, a
+	// user) instead of nats://<nats>.
+	natsURL string
+}
+
+func (ch *chaosChild) connectNATS() (*nats.Conn, error) {
+	if ch.natsURL != "" {
+		return nats.Connect(ch.natsURL)
+	}
+	return nats.Connect("nats://" + ch.nats)
 }
 
 // chaosProc is one process: roster (args for the test binary's childEnv)
@@ -550,11 +654,16 @@ type chaosProc struct {
 	args     string
 	exe      string
 	argv     []string
-	http     string // polled at /readyz
-	natsAddr string // dialled
+	env      []string // more environment
+	http     string   // polled at /readyz
+	natsAddr string   // dialled, or
+	readyURL string   // polled for a 200
 	cmd      *exec.Cmd
-	done     chan struct{}
-	log      lockedWriter
+	// up is set once the process is ready and cleared when it is killed:
+	// the front's health check.
+	up   atomic.Bool
+	done chan struct{}
+	log  lockedWriter
 }
 
 func (ch *chaosChild) start(p *chaosProc) {
@@ -562,6 +671,7 @@ func (ch *chaosChild) start(p *chaosProc) {
 	var cmd *exec.Cmd
 	if p.exe != "" {
 		cmd = exec.Command(p.exe, p.argv...)
+		cmd.Env = append(os.Environ(), p.env...)
 	} else {
 		cmd = exec.Command(os.Args[0], "-test.run=^$")
 		cmd.Env = append(os.Environ(), childEnv+"="+p.args, "ROSTER_OPERATOR_TOKEN="+operator)
@@ -583,6 +693,7 @@ func (ch *chaosChild) kill(p *chaosProc) {
 	if p.cmd == nil {
 		return
 	}
+	p.up.Store(false)
 	_ = p.cmd.Process.Signal(syscall.SIGKILL)
 	<-p.done
 	p.cmd = nil
@@ -608,10 +719,19 @@ func (ch *chaosChild) awaitReady() {
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
+		p.up.Store(true)
 	}
 }
 
 func (p *chaosProc) ready() bool {
+	if p.readyURL != "" {
+		res, err := http.Get(p.readyURL)
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	}
 	if p.natsAddr != "" {
 		c, err := net.DialTimeout("tcp", p.natsAddr, time.Second)
 		if err == nil {
@@ -635,7 +755,11 @@ func (ch *chaosChild) db(t *testing.T, service string) *sql.DB {
 		return db
 	}
 	if ch.pg != "" {
-		db, err := store.Open(context.Background(), store.Config{URL: ch.pg, Service: service})
+		dsn := ch.pg
+		if u := ch.pgAs[service]; u != "" {
+			dsn = u
+		}
+		db, err := store.Open(context.Background(), store.Config{URL: dsn, Service: service})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -659,7 +783,7 @@ func (ch *chaosChild) db(t *testing.T, service string) *sql.DB {
 }
 
 func (ch *chaosChild) outboxEmpty(t *testing.T) bool {
-	for _, s := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+	for _, s := range services {
 		var n int
 		if err := ch.db(t, s).QueryRow(`SELECT count(*) FROM roster_outbox`).Scan(&n); err != nil || n != 0 {
 			return false
@@ -671,7 +795,7 @@ func (ch *chaosChild) outboxEmpty(t *testing.T) bool {
 // consumersSettled reports whether every durable consumer of every stream
 // has nothing pending and nothing awaiting an ack.
 func (ch *chaosChild) consumersSettled(t *testing.T) bool {
-	nc, err := nats.Connect("nats://" + ch.nats)
+	nc, err := ch.connectNATS()
 	if err != nil {
 		return false
 	}
@@ -701,7 +825,7 @@ func (ch *chaosChild) checkData(t *testing.T, accountID string, techs map[string
 		}
 		n++
 	}
-	for _, s := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
+	for _, s := range services {
 		var rows int
 		err := ch.db(t, s).QueryRow(`SELECT count(*) FROM roster_outbox`).Scan(&rows)
 		ok(err == nil && rows == 0, "%s: %d outbox rows left (%v)", s, rows, err)
@@ -764,6 +888,9 @@ func (ch *chaosChild) checkData(t *testing.T, accountID string, techs map[string
 type chaosClient struct {
 	base string
 	http *http.Client
+	// answered counts the requests answered below 500 (throughput), and
+	// notFound the 404s among them (mostly a state not there yet, polled).
+	answered, notFound atomic.Int64
 }
 
 func (c *chaosClient) do(method, path, token string, body any, hdr ...string) (int, map[string]any, error) {
@@ -791,6 +918,12 @@ func (c *chaosClient) do(method, path, token string, body any, hdr ...string) (i
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		return 0, nil, err
+	}
+	if res.StatusCode < 500 {
+		c.answered.Add(1)
+	}
+	if res.StatusCode == 404 {
+		c.notFound.Add(1)
 	}
 	var out map[string]any
 	_ = json.Unmarshal(b, &out)

@@ -40,6 +40,9 @@ type Config struct {
 	// StreamReplicas is the replica count of the streams (1 embedded, 3 on
 	// a NATS cluster: deploy/nats).
 	StreamReplicas int
+	// AckWait is how long JetStream leaves an event with a consumer that
+	// took it and died before redelivering it (pkg/eventbus).
+	AckWait time.Duration
 }
 
 func (c *Config) bind(fs *pflag.FlagSet) {
@@ -55,6 +58,7 @@ func (c *Config) bind(fs *pflag.FlagSet) {
 	fs.StringVar(&c.AuditSigningKey, "audit-signing-key", "", "PEM file of the Ed25519 key that signs audit checkpoints, created when missing (default <data>/audit-signing.key); every audit process of an installation needs the same file")
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 30*24*time.Hour, "how long the public audit stream keeps records (0: forever); the audit log itself keeps everything")
 	fs.Int64Var(&c.AuditMaxBytes, "audit-max-bytes", 0, "size cap of the public audit stream in bytes, oldest records dropped first (0: none)")
+	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long an event delivered to a process that died stays with it before another process gets it (1s to 10m); longer than the slowest event handler")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replica count of the JetStream streams Roster creates or updates: 1 to 5, more than 1 only with --nats-url (3 on a 3-node cluster)")
 }
 
@@ -87,6 +91,9 @@ func (c *Config) validate() error {
 	}
 	if c.AuditRetention < 0 || c.AuditMaxBytes < 0 {
 		return errors.New("--audit-retention and --audit-max-bytes must not be negative")
+	}
+	if c.AckWait < time.Second || c.AckWait > 10*time.Minute {
+		return fmt.Errorf("--ack-wait must be 1s to 10m, got %v", c.AckWait)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		return fmt.Errorf("--stream-replicas must be 1 to 5 (JetStream's limit), got %d", c.StreamReplicas)

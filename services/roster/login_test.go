@@ -580,3 +580,30 @@ func TestStreamReplicasFlag(t *testing.T) {
 		}
 	})
 }
+
+// --ack-wait (ROSTER_ACK_WAIT): the redelivery time of an event whose
+// consumer died, 30 s by default; the cluster fault test lowers it.
+func TestAckWaitFlag(t *testing.T) {
+	for _, c := range []struct{ env, want string }{
+		{"", ""}, {"5s", ""}, {"10m", ""}, {"500ms", "--ack-wait must be 1s to 10m"}, {"11m", "--ack-wait must be 1s to 10m"},
+	} {
+		t.Run(c.env, func(t *testing.T) {
+			if c.env != "" {
+				t.Setenv("ROSTER_ACK_WAIT", c.env)
+			}
+			var cfg Config
+			cmd := &cobra.Command{Use: "serve"}
+			cfg.bind(cmd.Flags())
+			if err := applyEnv(cmd); err != nil {
+				t.Fatal(err)
+			}
+			if c.env == "" && cfg.AckWait != 30*time.Second {
+				t.Fatalf("default --ack-wait %v, want 30s", cfg.AckWait)
+			}
+			err := cfg.validate()
+			if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.HasPrefix(err.Error(), c.want)) {
+				t.Fatalf("validate: %v, want %q", err, c.want)
+			}
+		})
+	}
+}

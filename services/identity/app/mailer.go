@@ -31,8 +31,13 @@ const (
 	mailRetryMax = 5 * time.Minute
 	mailBatch    = 50
 	// mailClaim is how long a claimed batch belongs to one mailer (one
-	// identity replica): longer than sending a batch takes.
-	mailClaim = 5 * time.Minute
+	// identity replica). A replica killed between its claim and the sends
+	// leaves the batch to the others once it expires, so it is short; a
+	// mailer starts no send later than mailClaim minus mailSendBound after
+	// its claim (a send takes at most pkg/mail's 30 s timeout), so that no
+	// mail of the batch is sent after another mailer may have claimed it.
+	mailClaim     = time.Minute
+	mailSendBound = 35 * time.Second
 )
 
 func mailRetryAfter(attempts int) time.Duration {
@@ -59,6 +64,11 @@ func (c *Credentials) DeliverMail(ctx context.Context) (sent int, err error) {
 		return 0, err
 	}
 	for _, m := range due {
+		if time.Since(now) > mailClaim-mailSendBound {
+			// The rest of the batch goes back to whichever mailer claims
+			// it when the claim expires.
+			break
+		}
 		err := c.Mail.Send(ctx, mail.Message{ID: m.ID, To: m.To, Subject: m.Subject, Text: m.Body, Date: m.CreatedAt})
 		if ctx.Err() != nil {
 			return sent, nil
