@@ -78,6 +78,72 @@ func screenshots(t *testing.T) string {
 	return dir
 }
 
+// browserSteps are the browser tests' steps: run actions (on failure, the
+// page's text is in the message), save a screenshot into shots, read an
+// element's text, wait until a script is true.
+func browserSteps(t *testing.T, shots string) (run func(context.Context, string, ...chromedp.Action), shot func(context.Context, string),
+	text func(context.Context, string) string, waitFor func(context.Context, string)) {
+	run = func(ctx context.Context, what string, actions ...chromedp.Action) {
+		t.Helper()
+		step, cancel := context.WithTimeout(ctx, 15*time.Second)
+		defer cancel()
+		if err := chromedp.Run(step, actions...); err != nil {
+			var loc, body string
+			diag, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			_ = chromedp.Run(diag, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
+		}
+	}
+	shot = func(ctx context.Context, name string) {
+		t.Helper()
+		// Right after a navigation the page may not be laid out yet
+		// ("0 width"): wait for the body, and retry a few times.
+		var png []byte
+		var err error
+		for range 20 {
+			step, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err = chromedp.Run(step, chromedp.WaitVisible("body", chromedp.ByQuery), chromedp.FullScreenshot(&png, 100))
+			cancel()
+			if err == nil {
+				break
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	text = func(ctx context.Context, sel string) string {
+		t.Helper()
+		var s string
+		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
+		return s
+	}
+	// waitFor evaluates js until it is true: across a navigation, when the
+	// page before already had the element a selector would wait for.
+	waitFor = func(ctx context.Context, js string) {
+		t.Helper()
+		deadline := time.Now().Add(15 * time.Second)
+		for {
+			var ok bool
+			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err == nil && ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				var loc, body string
+				_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+				t.Fatalf("not true in 15 s at %s: %s\n%s", loc, js, body)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return run, shot, text, waitFor
+}
+
 // The console's click-through in a real headless Chromium (issue 12): the
 // first admin sets the password through the mailed link and signs in;
 // adds a technician, then another until the seat confirmation shows the
@@ -100,64 +166,7 @@ func TestConsoleClickThrough(t *testing.T) {
 	base := h.URL()
 	const password = "correct horse battery staple"
 
-	run := func(ctx context.Context, what string, actions ...chromedp.Action) {
-		t.Helper()
-		step, cancel := context.WithTimeout(ctx, 15*time.Second)
-		defer cancel()
-		if err := chromedp.Run(step, actions...); err != nil {
-			var loc, body string
-			diag, cancel := context.WithTimeout(ctx, 5*time.Second)
-			defer cancel()
-			_ = chromedp.Run(diag, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
-			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
-		}
-	}
-	shot := func(ctx context.Context, name string) {
-		t.Helper()
-		// Right after a navigation the page may not be laid out yet
-		// ("0 width"): wait for the body, and retry a few times.
-		var png []byte
-		var err error
-		for range 20 {
-			step, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err = chromedp.Run(step, chromedp.WaitVisible("body", chromedp.ByQuery), chromedp.FullScreenshot(&png, 100))
-			cancel()
-			if err == nil {
-				break
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		if err != nil {
-			t.Fatalf("screenshot %s: %v", name, err)
-		}
-		if err := os.WriteFile(filepath.Join(shots, name+".png"), png, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	text := func(ctx context.Context, sel string) string {
-		t.Helper()
-		var s string
-		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
-		return s
-	}
-	// waitFor evaluates js until it is true: across a navigation, when the
-	// page before already had the element a selector would wait for.
-	waitFor := func(ctx context.Context, js string) {
-		t.Helper()
-		deadline := time.Now().Add(15 * time.Second)
-		for {
-			var ok bool
-			if err := chromedp.Run(ctx, chromedp.Evaluate(js, &ok)); err == nil && ok {
-				return
-			}
-			if time.Now().After(deadline) {
-				var loc string
-				_ = chromedp.Run(ctx, chromedp.Location(&loc))
-				t.Fatalf("not true in 15 s at %s: %s", loc, js)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-	}
+	run, shot, text, waitFor := browserSteps(t, shots)
 	signIn := func(email, pw string) {
 		t.Helper()
 		run(ctx, "sign in as "+email,
@@ -551,4 +560,155 @@ func TestConsoleSessionCookieAndCSRF(t *testing.T) {
 			t.Fatalf("a secret is in the logs")
 		}
 	}
+}
+
+// The console on an atlan account (issue 12, page 7; R-9, I-5): the admin
+// invites two emails at once with a base role and sees them pending; an
+// address already invited is refused with the problem's title and detail;
+// revokes one; creates a persona and edits its grants; creates a purpose on
+// the purposes page; the roles page shows the base roles read-only (no
+// permission editor); the subscription shows guest seats apart. Each page
+// is screenshot.
+func TestConsoleAtlan(t *testing.T) {
+	ctx := headlessChromium(t)
+	shots := screenshots(t)
+	dir := t.TempDir()
+	h := startHostWith(t, svc.Config{DataDir: dir, Now: fixedClock, Routes: console.Mount})
+	c := client{t, h.URL()}
+	mailDir := filepath.Join(dir, "mail")
+	acc := atlanAccount(t, c, "premier", 3)
+	base := h.URL()
+	const password = "correct horse battery staple"
+	run, shot, text, waitFor := browserSteps(t, shots)
+
+	link := awaitMail(t, mailDir, "admin@atlan.test", "").Link
+	run(ctx, "the admin sets the password",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible("#set-password-form", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, password, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=confirm]`, password, chromedp.ByQuery),
+		chromedp.Click(`#set-password-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#password-set", chromedp.ByQuery))
+	run(ctx, "sign in",
+		chromedp.Navigate(base+"/login"),
+		chromedp.WaitVisible("#login-form", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=account_id]`, acc.id, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=email]`, "admin@atlan.test", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, password, chromedp.ByQuery),
+		chromedp.Click(`#login-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#logout`, chromedp.ByQuery))
+
+	// The menu offers the layered model's pages, as the API answered.
+	run(ctx, "users page", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+	if got := text(ctx, "header nav"); !strings.Contains(got, "Personas") || !strings.Contains(got, "Purposes") {
+		t.Fatalf("menu: %q", got)
+	}
+
+	// A persona first, so that the invitation can carry it.
+	run(ctx, "create a persona",
+		chromedp.Navigate(base+"/personas"),
+		chromedp.WaitVisible("#new-persona", chromedp.ByQuery),
+		chromedp.SetValue(`#new-persona input[name=name]`, "Data steward", chromedp.ByQuery),
+		chromedp.Click(`#new-persona button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#persona-form", chromedp.ByQuery))
+	// A UI area the profile does not have is refused, naming it.
+	run(ctx, "edit the persona",
+		chromedp.SetValue(`#persona-form input[name="g0.connection"]`, "snowflake-prod", chromedp.ByQuery),
+		chromedp.SetValue(`#persona-form input[name="g0.asset_types"]`, "table, view", chromedp.ByQuery),
+		chromedp.Click(`#persona-form input[name="g0.actions"][value="read"]`, chromedp.ByQuery),
+		chromedp.Click(`#persona-form input[name="g0.actions"][value="update_metadata"]`, chromedp.ByQuery),
+		chromedp.SetValue(`#persona-form input[name=ui]`, "glossary, spaceship", chromedp.ByQuery),
+		chromedp.Click("#save-persona", chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "spaceship") || !strings.Contains(got, "422") {
+		t.Fatalf("refused persona: %q", got)
+	}
+	run(ctx, "save the persona",
+		chromedp.SetValue(`#persona-form input[name=ui]`, "glossary", chromedp.ByQuery),
+		chromedp.Click("#save-persona", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Persona saved'`)
+	var grant string
+	run(ctx, "the saved grant", chromedp.Value(`#persona-form input[name="g0.connection"]`, &grant, chromedp.ByQuery))
+	if grant != "snowflake-prod" {
+		t.Fatalf("saved grant connection %q", grant)
+	}
+	shot(ctx, "15-atlan-persona")
+
+	// Invite two emails at once as Members holding the persona: pending.
+	run(ctx, "invite",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible("#invite-form", chromedp.ByQuery),
+		chromedp.SetValue(`#invite-form textarea[name=emails]`, "ann@atlan.test, bob@atlan.test", chromedp.ByQuery),
+		chromedp.SetValue(`#invite-form select[name=base_role]`, "Member", chromedp.ByQuery),
+		chromedp.Click(`#invite-form input[name=personas]`, chromedp.ByQuery),
+		chromedp.Click(`#invite-form button[type=submit]`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === '2 invitation(s) sent'`)
+	run(ctx, "pending",
+		chromedp.WaitVisible(`#invitations tr[data-email="ann@atlan.test"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#invitations tr[data-email="bob@atlan.test"]`, chromedp.ByQuery))
+	if got := text(ctx, `#invitations tr[data-email="ann@atlan.test"]`); !strings.Contains(got, "Member") || !strings.Contains(got, "pending") {
+		t.Fatalf("pending invitation: %q", got)
+	}
+	// The persona travelled with the invitation (rolepolicy assigns it).
+	svctest.Eventually(t, "the persona assigned", func() bool {
+		_, l := c.do("GET", "/v1/accounts/"+acc.id+"/technicians?email=ann@atlan.test", acc.token, nil)
+		d, _ := l["data"].([]any)
+		if len(d) != 1 {
+			return false
+		}
+		_, e := c.do("GET", "/v1/accounts/"+acc.id+"/technicians/"+d[0].(map[string]any)["id"].(string)+"/effective-access", acc.token, nil)
+		return strings.Contains(fmt.Sprint(e["personas"]), "Data steward")
+	})
+	shot(ctx, "14-atlan-users")
+
+	// The same address again: the page shows the API's refusal.
+	run(ctx, "invite twice",
+		chromedp.SetValue(`#invite-form textarea[name=emails]`, "ANN@atlan.test", chromedp.ByQuery),
+		chromedp.Click(`#invite-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(strings.ToLower(got), "ann@atlan.test") || !strings.Contains(got, "409") {
+		t.Fatalf("invite twice: %q", got)
+	}
+	// Revoke Bob's: gone from the pending list, his account deactivated.
+	run(ctx, "revoke",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible(`#invitations tr[data-email="bob@atlan.test"]`, chromedp.ByQuery),
+		chromedp.Click(`#invitations tr[data-email="bob@atlan.test"] button.revoke`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Invitation revoked' && !document.querySelector('#invitations tr[data-email="bob@atlan.test"]')`)
+	if got := text(ctx, `#users tr[data-email="bob@atlan.test"]`); !strings.Contains(got, "disabled") {
+		t.Fatalf("bob after the revocation: %q", got)
+	}
+
+	// A purpose: PII masked for everyone but its members.
+	run(ctx, "purposes page",
+		chromedp.Navigate(base+"/purposes"),
+		chromedp.WaitVisible("#purposes", chromedp.ByQuery),
+		chromedp.Click("#new-purpose", chromedp.ByQuery),
+		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
+		chromedp.SetValue(`#purpose-form input[name=name]`, "Customer PII", chromedp.ByQuery),
+		chromedp.SetValue(`#purpose-form input[name=classifications]`, "PII", chromedp.ByQuery),
+		chromedp.SetValue(`#policy`, "mask", chromedp.ByQuery),
+		chromedp.Click("#save-purpose", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Purpose saved'`)
+	run(ctx, "purposes list", chromedp.Navigate(base+"/purposes"), chromedp.WaitVisible("#purposes", chromedp.ByQuery))
+	if got := text(ctx, "#purposes"); !strings.Contains(got, "Customer PII") || !strings.Contains(got, "mask") {
+		t.Fatalf("purposes: %q", got)
+	}
+	shot(ctx, "16-atlan-purposes")
+
+	// The roles page: the base roles, read-only, no permission editor.
+	run(ctx, "base roles", chromedp.Navigate(base+"/roles"), chromedp.WaitVisible("#base-roles", chromedp.ByQuery))
+	var editors int
+	run(ctx, "no editor", chromedp.Evaluate(`document.querySelectorAll('#new-role, #role-form, input[name=permissions]').length`, &editors))
+	if got := text(ctx, "#base-roles"); editors != 0 || !strings.Contains(got, "Admin") || !strings.Contains(got, "Guest") || !strings.Contains(got, "Member") {
+		t.Fatalf("base roles (%d editors): %q", editors, got)
+	}
+	shot(ctx, "17-atlan-base-roles")
+
+	// The subscription shows guest seats apart.
+	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#separate-seats", chromedp.ByQuery))
+	if got := text(ctx, "#separate-seats"); !strings.Contains(got, "Guest seats") {
+		t.Fatalf("separate seats: %q", got)
+	}
+	shot(ctx, "18-atlan-subscription")
 }

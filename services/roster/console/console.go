@@ -155,6 +155,7 @@ func (c *Console) Routes(r chi.Router) {
 			c.auditRoutes(r)
 			c.importRoutes(r)
 			c.directoryRoutes(r)
+			c.atlanRoutes(r)
 			for _, p := range c.cfg.Pages {
 				p.Mount(r, c)
 			}
@@ -207,7 +208,10 @@ const (
 // Session is the signed-in technician, from the console's cookies.
 type Session struct {
 	AccountID, Email string
-	token            string
+	// Layered: the account has the layered role model (base roles,
+	// personas, purposes; R-9), as the API answered (atlan.go).
+	Layered bool
+	token   string
 }
 
 type sessionKey struct{}
@@ -231,6 +235,7 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 		if who, err := r.Cookie(cookieWho); err == nil {
 			s.Email, _ = url.QueryUnescape(who.Value)
 		}
+		s.Layered = c.layered(w, r, s)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})
 }
@@ -393,9 +398,14 @@ func (c *Console) Render(w http.ResponseWriter, r *http.Request, status int, nam
 		http.Error(w, "no page "+name, http.StatusInternalServerError)
 		return
 	}
-	v.Nav = c.nav
 	if v.Session.AccountID == "" {
 		v.Session = SessionFrom(r)
+	}
+	v.Nav = c.nav
+	if v.Session.Layered {
+		// The layered model's pages follow Technicians.
+		v.Nav = append(append(append([]navItem{}, c.nav[0]),
+			navItem{"/users", "Users"}, navItem{"/personas", "Personas"}, navItem{"/purposes", "Purposes"}), c.nav[1:]...)
 	}
 	if v.Flash == "" {
 		v.Flash = r.URL.Query().Get("flash")

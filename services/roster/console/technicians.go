@@ -36,6 +36,7 @@ type Technician struct {
 	RequestedRole      *string    `json:"requested_role"`
 	SiteIDs            []string   `json:"site_ids"`
 	LastLoginAt        *time.Time `json:"last_login_at"`
+	LastActiveAt       *time.Time `json:"last_active_at"`
 	LicenceRemovalDate *string    `json:"licence_removal_date"`
 	CreatedAt          time.Time  `json:"created_at"`
 }
