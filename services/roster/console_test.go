@@ -314,19 +314,28 @@ func TestConsoleClickThrough(t *testing.T) {
 		chromedp.WaitVisible("#verify-ok", chromedp.ByQuery),
 		chromedp.WaitVisible(`#live[data-live=open]`, chromedp.ByQuery))
 
-	// Disable with the preview, from the row menu.
+	// Disable with the preview (O-3), from the row menu: Tess owns an open
+	// ticket; the preview shows what happens to it and the seat's cost
+	// effect, then again with the admin chosen as her successor.
+	_, l := c.do("GET", "/v1/accounts/"+acc.id+"/technicians?email=tess@roster.test", acc.token, nil)
+	tessID := l["data"].([]any)[0].(map[string]any)["id"].(string)
+	if code, p := c.do("POST", "/v1/accounts/"+acc.id+"/ownership", acc.token, map[string]any{"items": []map[string]any{
+		{"kind": "ticket", "id": "T-1001", "owner_id": tessID, "status": "open"}}}); code != 200 {
+		t.Fatalf("ownership: %d %v", code, p)
+	}
 	run(ctx, "disable preview",
 		chromedp.Navigate(base+"/technicians"),
 		chromedp.Click(`tr[data-email="tess@roster.test"] details.menu summary`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-email="tess@roster.test"] .menu-items a[href$="/disable"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#disable-preview", chromedp.ByQuery),
-		chromedp.WaitVisible("#preview-problem", chromedp.ByQuery))
-	if got := text(ctx, "#preview-problem"); !strings.Contains(got, "Dry run not available yet") || !strings.Contains(got, "501") {
-		t.Fatalf("preview: %q", got)
-	}
-	if got := text(ctx, "#cost-effect"); !strings.Contains(got, "3 seats") {
+		chromedp.WaitVisible(`#offboarding-actions tr[data-kind="ticket"]`, chromedp.ByQuery))
+	if got := text(ctx, "#cost-effect"); !strings.Contains(got, "0 → 1") || !strings.Contains(got, "$417.00") {
 		t.Fatalf("cost effect: %q", got)
 	}
+	run(ctx, "preview with a successor",
+		chromedp.SetValue(`#successor-form select[name=successor_id]`, acc.adminID, chromedp.ByQuery),
+		chromedp.Click(`#successor-form button`, chromedp.ByQuery))
+	waitFor(ctx, `location.search.includes("successor_id=") && document.querySelector('#preview')?.innerText.includes("handed over to")`)
 	shot(ctx, "08-disable-preview")
 	run(ctx, "disable",
 		chromedp.Click("#confirm-disable", chromedp.ByQuery),
