@@ -670,6 +670,27 @@ func TestConsoleAtlan(t *testing.T) {
 	})
 	shot(ctx, "14-atlan-users")
 
+	// Ann's page: her three layers, and the personas she holds.
+	run(ctx, "a user's access",
+		chromedp.Click(`#users tr[data-email="ann@atlan.test"] a`, chromedp.ByQuery),
+		chromedp.WaitVisible("#access", chromedp.ByQuery),
+		chromedp.WaitVisible("#acceptance-note", chromedp.ByQuery))
+	if got := text(ctx, "#access-personas"); !strings.Contains(got, "Data steward") || !strings.Contains(got, "snowflake-prod") {
+		t.Fatalf("ann's personas: %q", got)
+	}
+	var held int
+	run(ctx, "held", chromedp.Evaluate(`document.querySelectorAll('#personas-form input:checked').length`, &held))
+	if held != 1 {
+		t.Fatalf("%d personas ticked, want 1", held)
+	}
+	shot(ctx, "19-atlan-user-access")
+	// Taking the persona away: none ticked.
+	run(ctx, "take the persona away",
+		chromedp.Click(`#personas-form input[name=persona_ids]`, chromedp.ByQuery),
+		chromedp.Click(`#personas-form button`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Personas saved' && document.querySelector('#access-personas').innerText.includes('none')`)
+	run(ctx, "back to users", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+
 	// The same address again: the page shows the API's refusal.
 	run(ctx, "invite twice",
 		chromedp.SetValue(`#invite-form textarea[name=emails]`, "ANN@atlan.test", chromedp.ByQuery),
@@ -714,9 +735,21 @@ func TestConsoleAtlan(t *testing.T) {
 	}
 	shot(ctx, "17-atlan-base-roles")
 
-	// The subscription shows guest seats apart.
+	// A guest accepts (through the API): the subscription shows the guest
+	// seat apart (S-2).
+	if code, p := c.do("POST", "/v1/accounts/"+acc.id+"/invitations", acc.token, map[string]any{"emails": []string{"gus@atlan.test"}, "base_role": "Guest"}); code != 201 {
+		t.Fatalf("invite a guest: %d %v", code, p)
+	}
+	if code, p := c.do("POST", "/v1/auth/password", "", map[string]any{"token": awaitMail(t, mailDir, "gus@atlan.test", "").Token, "password": password}); code != 204 {
+		t.Fatalf("the guest accepts: %d %v", code, p)
+	}
+	svctest.Eventually(t, "the guest seat", func() bool {
+		_, sub := c.do("GET", "/v1/accounts/"+acc.id+"/subscription", acc.token, nil)
+		sep, _ := sub["separate_seats"].(map[string]any)
+		return sep["Guest"] == 1.0
+	})
 	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#separate-seats", chromedp.ByQuery))
-	if got := text(ctx, "#separate-seats"); !strings.Contains(got, "Guest seats") {
+	if got := text(ctx, "#separate-seats"); !strings.Contains(got, "Guest seats") || !strings.Contains(got, "1 of the 2 used") {
 		t.Fatalf("separate seats: %q", got)
 	}
 	shot(ctx, "18-atlan-subscription")

@@ -418,3 +418,69 @@ func (c *Console) savePurpose(w http.ResponseWriter, r *http.Request) {
 	p.ID = id
 	c.Render(w, r, status(a), "purpose", View{Title: "Purpose", Active: "/purposes", Problem: a.Problem, Data: c.purposeView(r, p)})
 }
+
+// EffectiveAccess is a user's access on a layered account (R-9): the base
+// role, the personas held, the purposes that apply.
+type EffectiveAccess struct {
+	Status   string `json:"status"`
+	Denied   bool   `json:"denied"`
+	BaseRole struct {
+		Name         string   `json:"name"`
+		Actions      []string `json:"actions"`
+		LayerCeiling []string `json:"layer_ceiling"`
+	} `json:"base_role"`
+	Personas []Persona `json:"personas"`
+	Purposes []struct {
+		ID              string   `json:"id"`
+		Name            string   `json:"name"`
+		Classifications []string `json:"classifications"`
+		Member          bool     `json:"member"`
+		Actions         []string `json:"actions"`
+		DataPolicy      *string  `json:"data_policy"`
+	} `json:"purposes"`
+}
+
+// Held reports whether the user holds the persona id.
+func (e *EffectiveAccess) Held(id string) bool {
+	if e == nil {
+		return false
+	}
+	for _, p := range e.Personas {
+		if p.ID == id {
+			return true
+		}
+	}
+	return false
+}
+
+// loadAccess adds the technician's layers and the account's personas to
+// the technician page.
+func (c *Console) loadAccess(r *http.Request, v *technicianView) {
+	v.Layered = true
+	a := c.API(r.Context(), SessionFrom(r), "GET", c.accountPath(r, "/technicians/"+url.PathEscape(v.T.ID)+"/effective-access"), nil)
+	if a.OK() {
+		v.Access = &EffectiveAccess{}
+		if err := a.Decode(v.Access); err != nil {
+			v.Access = nil
+		}
+	}
+	v.Personas, _, _ = getList[Persona](c, r, "/personas", "")
+}
+
+// assignPersonas: PUT …/technicians/{id}/personas with the ticked ones
+// (none ticked takes every persona away).
+func (c *Console) assignPersonas(w http.ResponseWriter, r *http.Request) {
+	if err := r.ParseForm(); err != nil {
+		http.Error(w, "malformed form", http.StatusBadRequest)
+		return
+	}
+	id := chi.URLParam(r, "id")
+	a := c.API(r.Context(), SessionFrom(r), "PUT", c.accountPath(r, "/technicians/"+url.PathEscape(id)+"/personas"),
+		map[string]any{"persona_ids": nonNil(r.PostForm["persona_ids"])})
+	if a.OK() {
+		redirect(w, r, "/technicians/"+url.PathEscape(id), "Personas saved")
+		return
+	}
+	v, _ := c.loadTechnician(r)
+	c.Render(w, r, status(a), "technician", View{Title: "Technician", Active: "/technicians", Problem: a.Problem, Data: v})
+}

@@ -22,6 +22,7 @@ func (c *Console) technicianRoutes(r chi.Router) {
 	r.Post("/technicians/{id}/licence-removal", c.techAction("licence-removal", "The licence will be removed at the end of the cycle"))
 	r.Post("/technicians/{id}/role", c.changeRole)
 	r.Post("/technicians/{id}/password-reset", c.sendReset)
+	r.Post("/technicians/{id}/personas", c.assignPersonas)
 }
 
 // Technician is the API's technician (api.md, "Shapes").
@@ -203,6 +204,11 @@ type technicianView struct {
 	Successor  string
 	// SuccessorNames shows technicians by name in the preview.
 	SuccessorNames map[string]string
+	// Layered accounts: the three layers of the technician's access,
+	// and the account's personas to assign (atlan.go).
+	Layered  bool
+	Access   *EffectiveAccess
+	Personas []Persona
 }
 
 // DisablePreview is the disable's dry run (O-3, api.md "Offboarding"):
@@ -248,6 +254,9 @@ func (c *Console) loadTechnician(r *http.Request) (technicianView, Answer) {
 		return v, failed(err)
 	}
 	v.Roles, _ = c.roles(r)
+	if SessionFrom(r).Layered {
+		c.loadAccess(r, &v)
+	}
 	return v, a
 }
 
