@@ -151,8 +151,9 @@ func browserSteps(t *testing.T, shots string) (run func(context.Context, string,
 // field; the new technician sets the password through the link and signs
 // in (a session without admin rights is shown the API's 403, not a blank
 // page); the admin edits a role, and a concurrent save shows the conflict
-// (R-4); disables the technician through the preview (501 until the
-// dry run exists, shown gracefully); and the audit log, open in another
+// (R-4); disables the technician through the preview (O-3: the dry run's
+// cost effect and the ticket she owns, previewed again with a successor);
+// imports a CSV and sets up directory sync; and the audit log, open in another
 // tab, shows the entries appear live (A-4). Each page is screenshot.
 func TestConsoleClickThrough(t *testing.T) {
 	ctx := headlessChromium(t)
@@ -717,11 +718,13 @@ func TestConsoleAtlan(t *testing.T) {
 		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
 		chromedp.SetValue(`#purpose-form input[name=name]`, "Customer PII", chromedp.ByQuery),
 		chromedp.SetValue(`#purpose-form input[name=classifications]`, "PII", chromedp.ByQuery),
+		chromedp.Click(`#purpose-form input[name=members][value="`+acc.adminID+`"]`, chromedp.ByQuery),
+		chromedp.Click(`#purpose-form input[name=actions][value="read"]`, chromedp.ByQuery),
 		chromedp.SetValue(`#policy`, "mask", chromedp.ByQuery),
 		chromedp.Click("#save-purpose", chromedp.ByQuery))
 	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Purpose saved'`)
 	run(ctx, "purposes list", chromedp.Navigate(base+"/purposes"), chromedp.WaitVisible("#purposes", chromedp.ByQuery))
-	if got := text(ctx, "#purposes"); !strings.Contains(got, "Customer PII") || !strings.Contains(got, "mask") {
+	if got := text(ctx, "#purposes"); !strings.Contains(got, "Customer PII") || !strings.Contains(got, "mask") || !strings.Contains(got, "Ada Admin") {
 		t.Fatalf("purposes: %q", got)
 	}
 	shot(ctx, "16-atlan-purposes")

@@ -131,8 +131,10 @@ func Mount(r chi.Router, self string) error {
 }
 
 // Routes mounts the console. It owns /, /login, /logout, /set-password,
-// /reset-password, /forgot-password, /assets/ and the pages' paths; the API keeps /v1/, /healthz, /readyz and
-// /metrics.
+// /reset-password, /forgot-password, /assets/ and the pages' paths
+// (/technicians, /roles, /subscription, /audit, /imports, /directory, and
+// on layered accounts /users, /invitations, /personas, /purposes); the API
+// keeps /v1/, /healthz, /readyz and /metrics.
 func (c *Console) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(secureHeaders, sameOrigin)
