@@ -573,10 +573,12 @@ func TestConsoleSessionCookieAndCSRF(t *testing.T) {
 }
 
 // The console on an atlan account (issue 12, page 7; R-9, I-5): the admin
-// invites two emails at once with a base role and sees them pending; an
+// creates a persona and edits its grants (an unknown UI area refused);
+// invites two emails at once with a base role and the persona and sees
+// them pending; opens a user's access and takes the persona away; an
 // address already invited is refused with the problem's title and detail;
-// revokes one; creates a persona and edits its grants; creates a purpose on
-// the purposes page; the roles page shows the base roles read-only (no
+// resends one invitation (a new id) and revokes the other; creates a
+// purpose on the purposes page (without classifications refused first); the roles page shows the base roles read-only (no
 // permission editor); the subscription shows guest seats apart. Each page
 // is screenshot.
 func TestConsoleAtlan(t *testing.T) {
@@ -700,6 +702,15 @@ func TestConsoleAtlan(t *testing.T) {
 	if got := text(ctx, "#problem"); !strings.Contains(strings.ToLower(got), "ann@atlan.test") || !strings.Contains(got, "409") {
 		t.Fatalf("invite twice: %q", got)
 	}
+	// Resend Ann's: a new link, so a new invitation id, still pending.
+	var annInv string
+	run(ctx, "ann's invitation",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible(`#invitations tr[data-email="ann@atlan.test"]`, chromedp.ByQuery),
+		chromedp.AttributeValue(`#invitations tr[data-email="ann@atlan.test"] form`, "action", &annInv, nil, chromedp.ByQuery),
+		chromedp.Click(`#invitations tr[data-email="ann@atlan.test"] button.resend`, chromedp.ByQuery))
+	waitFor(ctx, fmt.Sprintf(`document.querySelector('#flash')?.textContent.startsWith('Invitation sent again') &&
+		document.querySelector('#invitations tr[data-email="ann@atlan.test"] form')?.getAttribute('action') !== %q`, annInv))
 	// Revoke Bob's: gone from the pending list, his account deactivated.
 	run(ctx, "revoke",
 		chromedp.Navigate(base+"/users"),
@@ -717,6 +728,14 @@ func TestConsoleAtlan(t *testing.T) {
 		chromedp.Click("#new-purpose", chromedp.ByQuery),
 		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
 		chromedp.SetValue(`#purpose-form input[name=name]`, "Customer PII", chromedp.ByQuery),
+		chromedp.Click("#save-purpose", chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	// Without classifications the API refuses, naming the field.
+	if got := text(ctx, "#problem"); !strings.Contains(got, "classifications") || !strings.Contains(got, "422") {
+		t.Fatalf("refused purpose: %q", got)
+	}
+	run(ctx, "the purpose",
+		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
 		chromedp.SetValue(`#purpose-form input[name=classifications]`, "PII", chromedp.ByQuery),
 		chromedp.Click(`#purpose-form input[name=members][value="`+acc.adminID+`"]`, chromedp.ByQuery),
 		chromedp.Click(`#purpose-form input[name=actions][value="read"]`, chromedp.ByQuery),
