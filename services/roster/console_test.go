@@ -775,4 +775,18 @@ func TestConsoleAtlan(t *testing.T) {
 		t.Fatalf("separate seats: %q", got)
 	}
 	shot(ctx, "18-atlan-subscription")
+
+	// At a phone's width the pages fit: no page-wide horizontal scrolling
+	// (wide tables scroll inside their own box).
+	run(ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	for _, page := range []string{"/users", "/personas", "/purposes", "/roles", "/subscription"} {
+		run(ctx, "phone "+page, chromedp.Navigate(base+page), chromedp.WaitVisible("main", chromedp.ByQuery))
+		var width int
+		run(ctx, "width of "+page, chromedp.Evaluate(`document.documentElement.scrollWidth`, &width))
+		if width > 390 {
+			t.Errorf("%s is %d px wide at a 390 px phone width", page, width)
+		}
+	}
+	run(ctx, "phone users", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+	shot(ctx, "20-atlan-users-phone")
 }
