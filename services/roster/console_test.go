@@ -645,6 +645,10 @@ func TestConsoleAtlan(t *testing.T) {
 		t.Fatalf("saved grant connection %q", grant)
 	}
 	shot(ctx, "15-atlan-persona")
+	run(ctx, "a persona that is not there", chromedp.Navigate(base+"/personas/persona_nope"), chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "404") || !strings.Contains(got, "persona_nope") {
+		t.Fatalf("unknown persona: %q", got)
+	}
 
 	// Invite two emails at once as Members holding the persona: pending.
 	run(ctx, "invite",

@@ -268,9 +268,11 @@ func (c *Console) personasPage(w http.ResponseWriter, r *http.Request, refused *
 func (c *Console) personaEditor(w http.ResponseWriter, r *http.Request) {
 	var v personaView
 	a := c.API(r.Context(), SessionFrom(r), "GET", c.accountPath(r, "/personas/"+url.PathEscape(chi.URLParam(r, "id"))), nil)
-	if a.OK() {
-		_ = a.Decode(&v.Persona)
+	if !a.OK() {
+		c.personasPage(w, r, a.Problem)
+		return
 	}
+	_ = a.Decode(&v.Persona)
 	v.Rows = append(append([]Grant{}, v.Persona.Grants...), Grant{})
 	v.Catalog = c.catalog(r)
 	c.Render(w, r, status(a), "persona", View{Title: "Persona " + v.Persona.Name, Active: "/personas", Problem: a.Problem, Data: v})
@@ -370,9 +372,11 @@ func (c *Console) purposeView(r *http.Request, p Purpose) purposeView {
 func (c *Console) purposeEditor(w http.ResponseWriter, r *http.Request) {
 	var p Purpose
 	a := c.API(r.Context(), SessionFrom(r), "GET", c.accountPath(r, "/purposes/"+url.PathEscape(chi.URLParam(r, "id"))), nil)
-	if a.OK() {
-		_ = a.Decode(&p)
+	if !a.OK() {
+		c.purposesPage(w, r, a.Problem)
+		return
 	}
+	_ = a.Decode(&p)
 	c.Render(w, r, status(a), "purpose", View{Title: "Purpose " + p.Name, Active: "/purposes", Problem: a.Problem, Data: c.purposeView(r, p)})
 }
 
