@@ -60,7 +60,9 @@ type Config struct {
 	// import with progress (imports.go), HRIS deliveries, re-drive,
 	// mapping editor and secret (directory.go). TODO: a SCIM token page
 	// (an API token with the scim scope) belongs with the API tokens page
-	// of issue 7 above.
+	// of issue 7 above. Issue 9's pages for layered accounts (users,
+	// invitations, personas, purposes, base roles, guest seats) are done
+	// (atlan.go).
 	Pages []Page
 }
 
