@@ -194,6 +194,21 @@ func TestAtlanInvitations(t *testing.T) {
 		if code != 202 || body["technician_id"] != cyID {
 			t.Fatalf("resend: %d %v", code, body)
 		}
+		// The live invitations: the first admin (who set no password yet)
+		// and Cy (Ann accepted, Bob revoked), with the link the resend
+		// issued, not the first one.
+		code, body = c.do("GET", base+"/invitations", acc.token, nil)
+		d, _ := body["data"].([]any)
+		if code != 200 || len(d) != 2 || d[0].(map[string]any)["base_role"] != "Admin" {
+			t.Fatalf("pending invitations: %d %v", code, body)
+		}
+		if p := d[1].(map[string]any); p["technician_id"] != cyID || p["email"] != "cy@atlan.test" || p["status"] != "pending" ||
+			p["base_role"] != "Member" || p["id"] == invs["cy@atlan.test"]["id"] {
+			t.Fatalf("pending invitation: %v", p)
+		}
+		if code, body = c.do("GET", base+"/invitations?limit=0", acc.token, nil); code != 422 {
+			t.Fatalf("bad limit: %d %v", code, body)
+		}
 	})
 }
 

@@ -78,29 +78,12 @@ func screenshots(t *testing.T) string {
 	return dir
 }
 
-// The console's click-through in a real headless Chromium (issue 12): the
-// first admin sets the password through the mailed link and signs in;
-// adds a technician, then another until the seat confirmation shows the
-// prorated quote (S-3), and confirms it; a field error shows next to its
-// field; the new technician sets the password through the link and signs
-// in (a session without admin rights is shown the API's 403, not a blank
-// page); the admin edits a role, and a concurrent save shows the conflict
-// (R-4); disables the technician through the preview (501 until the
-// dry run exists, shown gracefully); and the audit log, open in another
-// tab, shows the entries appear live (A-4). Each page is screenshot.
-func TestConsoleClickThrough(t *testing.T) {
-	ctx := headlessChromium(t)
-	shots := screenshots(t)
-	dir := t.TempDir()
-	clock := &testClock{now: time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC)}
-	h := startHostWith(t, svc.Config{DataDir: dir, Now: clock.Now, Routes: console.Mount})
-	c := client{t, h.URL()}
-	mailDir := filepath.Join(dir, "mail")
-	acc := createAccount(t, c, "roster", "pro", 2)
-	base := h.URL()
-	const password = "correct horse battery staple"
-
-	run := func(ctx context.Context, what string, actions ...chromedp.Action) {
+// browserSteps are the browser tests' steps: run actions (on failure, the
+// page's text is in the message), save a screenshot into shots, read an
+// element's text, wait until a script is true.
+func browserSteps(t *testing.T, shots string) (run func(context.Context, string, ...chromedp.Action), shot func(context.Context, string),
+	text func(context.Context, string) string, waitFor func(context.Context, string)) {
+	run = func(ctx context.Context, what string, actions ...chromedp.Action) {
 		t.Helper()
 		step, cancel := context.WithTimeout(ctx, 15*time.Second)
 		defer cancel()
@@ -112,7 +95,7 @@ func TestConsoleClickThrough(t *testing.T) {
 			t.Fatalf("%s: %v\nat %s:\n%s", what, err, loc, body)
 		}
 	}
-	shot := func(ctx context.Context, name string) {
+	shot = func(ctx context.Context, name string) {
 		t.Helper()
 		// Right after a navigation the page may not be laid out yet
 		// ("0 width"): wait for the body, and retry a few times.
@@ -134,7 +117,7 @@ func TestConsoleClickThrough(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	text := func(ctx context.Context, sel string) string {
+	text = func(ctx context.Context, sel string) string {
 		t.Helper()
 		var s string
 		run(ctx, "read "+sel, chromedp.Text(sel, &s, chromedp.ByQuery))
@@ -142,7 +125,7 @@ func TestConsoleClickThrough(t *testing.T) {
 	}
 	// waitFor evaluates js until it is true: across a navigation, when the
 	// page before already had the element a selector would wait for.
-	waitFor := func(ctx context.Context, js string) {
+	waitFor = func(ctx context.Context, js string) {
 		t.Helper()
 		deadline := time.Now().Add(15 * time.Second)
 		for {
@@ -151,13 +134,40 @@ func TestConsoleClickThrough(t *testing.T) {
 				return
 			}
 			if time.Now().After(deadline) {
-				var loc string
-				_ = chromedp.Run(ctx, chromedp.Location(&loc))
-				t.Fatalf("not true in 15 s at %s: %s", loc, js)
+				var loc, body string
+				_ = chromedp.Run(ctx, chromedp.Location(&loc), chromedp.Evaluate(`document.body ? document.body.innerText : ""`, &body))
+				t.Fatalf("not true in 15 s at %s: %s\n%s", loc, js, body)
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
+	return run, shot, text, waitFor
+}
+
+// The console's click-through in a real headless Chromium (issue 12): the
+// first admin sets the password through the mailed link and signs in;
+// adds a technician, then another until the seat confirmation shows the
+// prorated quote (S-3), and confirms it; a field error shows next to its
+// field; the new technician sets the password through the link and signs
+// in (a session without admin rights is shown the API's 403, not a blank
+// page); the admin edits a role, and a concurrent save shows the conflict
+// (R-4); disables the technician through the preview (O-3: the dry run's
+// cost effect and the ticket she owns, previewed again with a successor);
+// imports a CSV and sets up directory sync; and the audit log, open in another
+// tab, shows the entries appear live (A-4). Each page is screenshot.
+func TestConsoleClickThrough(t *testing.T) {
+	ctx := headlessChromium(t)
+	shots := screenshots(t)
+	dir := t.TempDir()
+	clock := &testClock{now: time.Date(2026, 11, 10, 9, 0, 0, 0, time.UTC)}
+	h := startHostWith(t, svc.Config{DataDir: dir, Now: clock.Now, Routes: console.Mount})
+	c := client{t, h.URL()}
+	mailDir := filepath.Join(dir, "mail")
+	acc := createAccount(t, c, "roster", "pro", 2)
+	base := h.URL()
+	const password = "correct horse battery staple"
+
+	run, shot, text, waitFor := browserSteps(t, shots)
 	signIn := func(email, pw string) {
 		t.Helper()
 		run(ctx, "sign in as "+email,
@@ -305,19 +315,28 @@ func TestConsoleClickThrough(t *testing.T) {
 		chromedp.WaitVisible("#verify-ok", chromedp.ByQuery),
 		chromedp.WaitVisible(`#live[data-live=open]`, chromedp.ByQuery))
 
-	// Disable with the preview, from the row menu.
+	// Disable with the preview (O-3), from the row menu: Tess owns an open
+	// ticket; the preview shows what happens to it and the seat's cost
+	// effect, then again with the admin chosen as her successor.
+	_, l := c.do("GET", "/v1/accounts/"+acc.id+"/technicians?email=tess@roster.test", acc.token, nil)
+	tessID := l["data"].([]any)[0].(map[string]any)["id"].(string)
+	if code, p := c.do("POST", "/v1/accounts/"+acc.id+"/ownership", acc.token, map[string]any{"items": []map[string]any{
+		{"kind": "ticket", "id": "T-1001", "owner_id": tessID, "status": "open"}}}); code != 200 {
+		t.Fatalf("ownership: %d %v", code, p)
+	}
 	run(ctx, "disable preview",
 		chromedp.Navigate(base+"/technicians"),
 		chromedp.Click(`tr[data-email="tess@roster.test"] details.menu summary`, chromedp.ByQuery),
 		chromedp.Click(`tr[data-email="tess@roster.test"] .menu-items a[href$="/disable"]`, chromedp.ByQuery),
 		chromedp.WaitVisible("#disable-preview", chromedp.ByQuery),
-		chromedp.WaitVisible("#preview-problem", chromedp.ByQuery))
-	if got := text(ctx, "#preview-problem"); !strings.Contains(got, "Dry run not available yet") || !strings.Contains(got, "501") {
-		t.Fatalf("preview: %q", got)
-	}
-	if got := text(ctx, "#cost-effect"); !strings.Contains(got, "3 seats") {
+		chromedp.WaitVisible(`#offboarding-actions tr[data-kind="ticket"]`, chromedp.ByQuery))
+	if got := text(ctx, "#cost-effect"); !strings.Contains(got, "0 → 1") || !strings.Contains(got, "$417.00") {
 		t.Fatalf("cost effect: %q", got)
 	}
+	run(ctx, "preview with a successor",
+		chromedp.SetValue(`#successor-form select[name=successor_id]`, acc.adminID, chromedp.ByQuery),
+		chromedp.Click(`#successor-form button`, chromedp.ByQuery))
+	waitFor(ctx, `location.search.includes("successor_id=") && document.querySelector('#preview')?.innerText.includes("handed over to")`)
 	shot(ctx, "08-disable-preview")
 	run(ctx, "disable",
 		chromedp.Click("#confirm-disable", chromedp.ByQuery),
@@ -551,4 +570,227 @@ func TestConsoleSessionCookieAndCSRF(t *testing.T) {
 			t.Fatalf("a secret is in the logs")
 		}
 	}
+}
+
+// The console on an atlan account (issue 12, page 7; R-9, I-5): the admin
+// creates a persona and edits its grants (an unknown UI area refused);
+// invites two emails at once with a base role and the persona and sees
+// them pending; opens a user's access and takes the persona away; an
+// address already invited is refused with the problem's title and detail;
+// resends one invitation (a new id) and revokes the other; creates a
+// purpose on the purposes page (without classifications refused first); the roles page shows the base roles read-only (no
+// permission editor); the subscription shows guest seats apart. Each page
+// is screenshot.
+func TestConsoleAtlan(t *testing.T) {
+	ctx := headlessChromium(t)
+	shots := screenshots(t)
+	dir := t.TempDir()
+	h := startHostWith(t, svc.Config{DataDir: dir, Now: fixedClock, Routes: console.Mount})
+	c := client{t, h.URL()}
+	mailDir := filepath.Join(dir, "mail")
+	acc := atlanAccount(t, c, "premier", 3)
+	base := h.URL()
+	const password = "correct horse battery staple"
+	run, shot, text, waitFor := browserSteps(t, shots)
+
+	link := awaitMail(t, mailDir, "admin@atlan.test", "").Link
+	run(ctx, "the admin sets the password",
+		chromedp.Navigate(link),
+		chromedp.WaitVisible("#set-password-form", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, password, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=confirm]`, password, chromedp.ByQuery),
+		chromedp.Click(`#set-password-form button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#password-set", chromedp.ByQuery))
+	run(ctx, "sign in",
+		chromedp.Navigate(base+"/login"),
+		chromedp.WaitVisible("#login-form", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=account_id]`, acc.id, chromedp.ByQuery),
+		chromedp.SetValue(`input[name=email]`, "admin@atlan.test", chromedp.ByQuery),
+		chromedp.SetValue(`input[name=password]`, password, chromedp.ByQuery),
+		chromedp.Click(`#login-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#logout`, chromedp.ByQuery))
+
+	// The menu offers the layered model's pages, as the API answered.
+	run(ctx, "users page", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+	if got := text(ctx, "header nav"); !strings.Contains(got, "Personas") || !strings.Contains(got, "Purposes") {
+		t.Fatalf("menu: %q", got)
+	}
+
+	// A persona first, so that the invitation can carry it.
+	run(ctx, "create a persona",
+		chromedp.Navigate(base+"/personas"),
+		chromedp.WaitVisible("#new-persona", chromedp.ByQuery),
+		chromedp.SetValue(`#new-persona input[name=name]`, "Data steward", chromedp.ByQuery),
+		chromedp.Click(`#new-persona button`, chromedp.ByQuery),
+		chromedp.WaitVisible("#persona-form", chromedp.ByQuery))
+	// A UI area the profile does not have is refused, naming it.
+	run(ctx, "edit the persona",
+		chromedp.SetValue(`#persona-form input[name="g0.connection"]`, "snowflake-prod", chromedp.ByQuery),
+		chromedp.SetValue(`#persona-form input[name="g0.asset_types"]`, "table, view", chromedp.ByQuery),
+		chromedp.Click(`#persona-form input[name="g0.actions"][value="read"]`, chromedp.ByQuery),
+		chromedp.Click(`#persona-form input[name="g0.actions"][value="update_metadata"]`, chromedp.ByQuery),
+		chromedp.SetValue(`#persona-form input[name=ui]`, "glossary, spaceship", chromedp.ByQuery),
+		chromedp.Click("#save-persona", chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "spaceship") || !strings.Contains(got, "422") {
+		t.Fatalf("refused persona: %q", got)
+	}
+	run(ctx, "save the persona",
+		chromedp.SetValue(`#persona-form input[name=ui]`, "glossary", chromedp.ByQuery),
+		chromedp.Click("#save-persona", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Persona saved'`)
+	var grant string
+	run(ctx, "the saved grant", chromedp.Value(`#persona-form input[name="g0.connection"]`, &grant, chromedp.ByQuery))
+	if grant != "snowflake-prod" {
+		t.Fatalf("saved grant connection %q", grant)
+	}
+	shot(ctx, "15-atlan-persona")
+	run(ctx, "a persona that is not there", chromedp.Navigate(base+"/personas/persona_nope"), chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(got, "404") || !strings.Contains(got, "persona_nope") {
+		t.Fatalf("unknown persona: %q", got)
+	}
+
+	// Invite two emails at once as Members holding the persona: pending.
+	run(ctx, "invite",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible("#invite-form", chromedp.ByQuery),
+		chromedp.SetValue(`#invite-form textarea[name=emails]`, "ann@atlan.test, bob@atlan.test", chromedp.ByQuery),
+		chromedp.SetValue(`#invite-form select[name=base_role]`, "Member", chromedp.ByQuery),
+		chromedp.Click(`#invite-form input[name=personas]`, chromedp.ByQuery),
+		chromedp.Click(`#invite-form button[type=submit]`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === '2 invitation(s) sent'`)
+	run(ctx, "pending",
+		chromedp.WaitVisible(`#invitations tr[data-email="ann@atlan.test"]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`#invitations tr[data-email="bob@atlan.test"]`, chromedp.ByQuery))
+	if got := text(ctx, `#invitations tr[data-email="ann@atlan.test"]`); !strings.Contains(got, "Member") || !strings.Contains(got, "pending") {
+		t.Fatalf("pending invitation: %q", got)
+	}
+	// The persona travelled with the invitation (rolepolicy assigns it).
+	svctest.Eventually(t, "the persona assigned", func() bool {
+		_, l := c.do("GET", "/v1/accounts/"+acc.id+"/technicians?email=ann@atlan.test", acc.token, nil)
+		d, _ := l["data"].([]any)
+		if len(d) != 1 {
+			return false
+		}
+		_, e := c.do("GET", "/v1/accounts/"+acc.id+"/technicians/"+d[0].(map[string]any)["id"].(string)+"/effective-access", acc.token, nil)
+		return strings.Contains(fmt.Sprint(e["personas"]), "Data steward")
+	})
+	shot(ctx, "14-atlan-users")
+
+	// Ann's page: her three layers, and the personas she holds.
+	run(ctx, "a user's access",
+		chromedp.Click(`#users tr[data-email="ann@atlan.test"] a`, chromedp.ByQuery),
+		chromedp.WaitVisible("#access", chromedp.ByQuery),
+		chromedp.WaitVisible("#acceptance-note", chromedp.ByQuery))
+	if got := text(ctx, "#access-personas"); !strings.Contains(got, "Data steward") || !strings.Contains(got, "snowflake-prod") {
+		t.Fatalf("ann's personas: %q", got)
+	}
+	var held int
+	run(ctx, "held", chromedp.Evaluate(`document.querySelectorAll('#personas-form input:checked').length`, &held))
+	if held != 1 {
+		t.Fatalf("%d personas ticked, want 1", held)
+	}
+	shot(ctx, "19-atlan-user-access")
+	// Taking the persona away: none ticked.
+	run(ctx, "take the persona away",
+		chromedp.Click(`#personas-form input[name=persona_ids]`, chromedp.ByQuery),
+		chromedp.Click(`#personas-form button`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Personas saved' && document.querySelector('#access-personas').innerText.includes('none')`)
+	run(ctx, "back to users", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+
+	// The same address again: the page shows the API's refusal.
+	run(ctx, "invite twice",
+		chromedp.SetValue(`#invite-form textarea[name=emails]`, "ANN@atlan.test", chromedp.ByQuery),
+		chromedp.Click(`#invite-form button[type=submit]`, chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	if got := text(ctx, "#problem"); !strings.Contains(strings.ToLower(got), "ann@atlan.test") || !strings.Contains(got, "409") {
+		t.Fatalf("invite twice: %q", got)
+	}
+	// Resend Ann's: a new link, so a new invitation id, still pending.
+	var annInv string
+	run(ctx, "ann's invitation",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible(`#invitations tr[data-email="ann@atlan.test"]`, chromedp.ByQuery),
+		chromedp.AttributeValue(`#invitations tr[data-email="ann@atlan.test"] form`, "action", &annInv, nil, chromedp.ByQuery),
+		chromedp.Click(`#invitations tr[data-email="ann@atlan.test"] button.resend`, chromedp.ByQuery))
+	waitFor(ctx, fmt.Sprintf(`document.querySelector('#flash')?.textContent.startsWith('Invitation sent again') &&
+		document.querySelector('#invitations tr[data-email="ann@atlan.test"] form')?.getAttribute('action') !== %q`, annInv))
+	// Revoke Bob's: gone from the pending list, his account deactivated.
+	run(ctx, "revoke",
+		chromedp.Navigate(base+"/users"),
+		chromedp.WaitVisible(`#invitations tr[data-email="bob@atlan.test"]`, chromedp.ByQuery),
+		chromedp.Click(`#invitations tr[data-email="bob@atlan.test"] button.revoke`, chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Invitation revoked' && !document.querySelector('#invitations tr[data-email="bob@atlan.test"]')`)
+	if got := text(ctx, `#users tr[data-email="bob@atlan.test"]`); !strings.Contains(got, "disabled") {
+		t.Fatalf("bob after the revocation: %q", got)
+	}
+
+	// A purpose: PII masked for everyone but its members.
+	run(ctx, "purposes page",
+		chromedp.Navigate(base+"/purposes"),
+		chromedp.WaitVisible("#purposes", chromedp.ByQuery),
+		chromedp.Click("#new-purpose", chromedp.ByQuery),
+		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
+		chromedp.SetValue(`#purpose-form input[name=name]`, "Customer PII", chromedp.ByQuery),
+		chromedp.Click("#save-purpose", chromedp.ByQuery),
+		chromedp.WaitVisible("#problem", chromedp.ByQuery))
+	// Without classifications the API refuses, naming the field.
+	if got := text(ctx, "#problem"); !strings.Contains(got, "classifications") || !strings.Contains(got, "422") {
+		t.Fatalf("refused purpose: %q", got)
+	}
+	run(ctx, "the purpose",
+		chromedp.WaitVisible("#purpose-form", chromedp.ByQuery),
+		chromedp.SetValue(`#purpose-form input[name=classifications]`, "PII", chromedp.ByQuery),
+		chromedp.Click(`#purpose-form input[name=members][value="`+acc.adminID+`"]`, chromedp.ByQuery),
+		chromedp.Click(`#purpose-form input[name=actions][value="read"]`, chromedp.ByQuery),
+		chromedp.SetValue(`#policy`, "mask", chromedp.ByQuery),
+		chromedp.Click("#save-purpose", chromedp.ByQuery))
+	waitFor(ctx, `document.querySelector('#flash')?.textContent === 'Purpose saved'`)
+	run(ctx, "purposes list", chromedp.Navigate(base+"/purposes"), chromedp.WaitVisible("#purposes", chromedp.ByQuery))
+	if got := text(ctx, "#purposes"); !strings.Contains(got, "Customer PII") || !strings.Contains(got, "mask") || !strings.Contains(got, "Ada Admin") {
+		t.Fatalf("purposes: %q", got)
+	}
+	shot(ctx, "16-atlan-purposes")
+
+	// The roles page: the base roles, read-only, no permission editor.
+	run(ctx, "base roles", chromedp.Navigate(base+"/roles"), chromedp.WaitVisible("#base-roles", chromedp.ByQuery))
+	var editors int
+	run(ctx, "no editor", chromedp.Evaluate(`document.querySelectorAll('#new-role, #role-form, input[name=permissions]').length`, &editors))
+	if got := text(ctx, "#base-roles"); editors != 0 || !strings.Contains(got, "Admin") || !strings.Contains(got, "Guest") || !strings.Contains(got, "Member") {
+		t.Fatalf("base roles (%d editors): %q", editors, got)
+	}
+	shot(ctx, "17-atlan-base-roles")
+
+	// A guest accepts (through the API): the subscription shows the guest
+	// seat apart (S-2).
+	if code, p := c.do("POST", "/v1/accounts/"+acc.id+"/invitations", acc.token, map[string]any{"emails": []string{"gus@atlan.test"}, "base_role": "Guest"}); code != 201 {
+		t.Fatalf("invite a guest: %d %v", code, p)
+	}
+	if code, p := c.do("POST", "/v1/auth/password", "", map[string]any{"token": awaitMail(t, mailDir, "gus@atlan.test", "").Token, "password": password}); code != 204 {
+		t.Fatalf("the guest accepts: %d %v", code, p)
+	}
+	svctest.Eventually(t, "the guest seat", func() bool {
+		_, sub := c.do("GET", "/v1/accounts/"+acc.id+"/subscription", acc.token, nil)
+		sep, _ := sub["separate_seats"].(map[string]any)
+		return sep["Guest"] == 1.0
+	})
+	run(ctx, "subscription", chromedp.Navigate(base+"/subscription"), chromedp.WaitVisible("#separate-seats", chromedp.ByQuery))
+	if got := text(ctx, "#separate-seats"); !strings.Contains(got, "Guest seats") || !strings.Contains(got, "1 of the 2 used") {
+		t.Fatalf("separate seats: %q", got)
+	}
+	shot(ctx, "18-atlan-subscription")
+
+	// At a phone's width the pages fit: no page-wide horizontal scrolling
+	// (wide tables scroll inside their own box).
+	run(ctx, "phone width", chromedp.EmulateViewport(390, 844))
+	for _, page := range []string{"/users", "/personas", "/purposes", "/roles", "/subscription"} {
+		run(ctx, "phone "+page, chromedp.Navigate(base+page), chromedp.WaitVisible("main", chromedp.ByQuery))
+		var width int
+		run(ctx, "width of "+page, chromedp.Evaluate(`document.documentElement.scrollWidth`, &width))
+		if width > 390 {
+			t.Errorf("%s is %d px wide at a 390 px phone width", page, width)
+		}
+	}
+	run(ctx, "phone users", chromedp.Navigate(base+"/users"), chromedp.WaitVisible("#invite-form", chromedp.ByQuery))
+	shot(ctx, "20-atlan-users-phone")
 }

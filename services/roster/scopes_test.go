@@ -39,6 +39,7 @@ var routeScopes = map[string]string{
 	"POST /v1/accounts/{acc}/technicians/{id}/licence-removal": "technicians:write",
 	"POST /v1/accounts/{acc}/technicians/{id}/invitation":      "technicians:write",
 	// atlan (issue 9): invitations, personas, purposes.
+	"GET /v1/accounts/{acc}/invitations":                        "technicians:read",
 	"POST /v1/accounts/{acc}/invitations":                       "technicians:write",
 	"POST /v1/accounts/{acc}/invitations/{id}/resend":           "technicians:write",
 	"DELETE /v1/accounts/{acc}/invitations/{id}":                "technicians:write",

@@ -228,3 +228,36 @@ func (s Store) SeatTaken(ctx context.Context, tx *sql.Tx, technicianID, reservat
 	}
 	return nil
 }
+
+// PendingInvitations returns a page of the account's live invitations —
+// not used, not revoked, their invitee still pending — in id order (ids
+// are time-ordered), after the cursor id. A resend revokes the old links,
+// so each invitee shows once, with the latest.
+func (s Store) PendingInvitations(ctx context.Context, accountID, after string, limit int) ([]app.PendingInvitation, error) {
+	rows, err := s.DB.QueryContext(ctx, `SELECT i.id, i.technician_id, t.email, COALESCE(NULLIF(t.requested_role, ''), t.role_name, ''), i.expires_at, i.created_at
+		FROM invitations i JOIN technicians t ON t.id = i.technician_id
+		WHERE i.account_id = $1 AND t.status = 'invited' AND i.used_at IS NULL AND i.revoked_at IS NULL AND i.id > $2
+		ORDER BY i.id LIMIT $3`, accountID, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("pending invitations: %w", err)
+	}
+	defer rows.Close()
+	var out []app.PendingInvitation
+	for rows.Next() {
+		var p app.PendingInvitation
+		var role sql.NullString
+		var expires, created string
+		if err := rows.Scan(&p.ID, &p.TechnicianID, &p.Email, &role, &expires, &created); err != nil {
+			return nil, fmt.Errorf("pending invitations: %w", err)
+		}
+		p.BaseRole = role.String
+		if p.ExpiresAt, err = store.ParseTime(expires); err != nil {
+			return nil, err
+		}
+		if p.SentAt, err = store.ParseTime(created); err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -17,6 +17,21 @@ import (
 // InvitationFinder finds an invitation by its id, whatever its state.
 type InvitationFinder interface {
 	InvitationByID(ctx context.Context, q Querier, accountID, id string) (domain.Invitation, error)
+	PendingInvitations(ctx context.Context, accountID, after string, limit int) ([]PendingInvitation, error)
+}
+
+// PendingInvitation is a live invitation as GET …/invitations lists it:
+// its invitee has not accepted, and it was neither revoked nor replaced by
+// a resend. Status is "pending", or "expired" once ExpiresAt passed (a
+// resend mails a new link).
+type PendingInvitation struct {
+	ID           string    `json:"id"`
+	Email        string    `json:"email"`
+	Status       string    `json:"status"`
+	TechnicianID string    `json:"technician_id"`
+	BaseRole     string    `json:"base_role"`
+	SentAt       time.Time `json:"sent_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
 }
 
 // AcceptanceStore marks the invitees whose seat waits for their acceptance
@@ -106,6 +121,26 @@ func (x *Invitations) Invite(ctx context.Context, accountID string, in domain.In
 		}
 		return http.StatusCreated, map[string]any{"data": out}, nil
 	})
+}
+
+// Pending lists a page of the account's live invitations (I-5), oldest
+// first, after the cursor id; limit is the page size.
+func (x *Invitations) Pending(ctx context.Context, accountID, after string, limit int) ([]PendingInvitation, error) {
+	if _, _, err := x.account(ctx, accountID); err != nil {
+		return nil, err
+	}
+	ps, err := x.Find.PendingInvitations(ctx, accountID, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	now := x.Now()
+	for i := range ps {
+		ps[i].Status = "pending"
+		if !ps[i].ExpiresAt.After(now) {
+			ps[i].Status = "expired"
+		}
+	}
+	return ps, nil
 }
 
 // invitation finds a pending invitation's technician by the invitation id;

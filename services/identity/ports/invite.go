@@ -9,6 +9,7 @@ import (
 	"roster.dev/pkg/auth"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
+	"roster.dev/pkg/problem"
 	"roster.dev/services/identity/app"
 	"roster.dev/services/identity/domain"
 )
@@ -24,6 +25,7 @@ type InvitationsHTTP struct {
 // Routes mounts the routes.
 func (h *InvitationsHTTP) Routes(r chi.Router) {
 	write := h.Auth.Require("technicians:write")
+	r.With(h.Auth.Require("technicians:read")).Get("/v1/accounts/{acc}/invitations", h.list)
 	r.With(write).Post("/v1/accounts/{acc}/invitations", h.invite)
 	r.With(write).Post("/v1/accounts/{acc}/invitations/{id}/resend", h.resend)
 	r.With(write).Delete("/v1/accounts/{acc}/invitations/{id}", h.revoke)
@@ -37,6 +39,30 @@ func (h *InvitationsHTTP) invite(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := h.Invitations.Invite(r.Context(), chi.URLParam(r, "acc"), in, key(r), b)
 	h.answer(w, r, res, err)
+}
+
+// list: GET …/invitations → the live invitations, paged like the
+// technicians ({"data", "next_cursor"}).
+func (h *InvitationsHTTP) list(w http.ResponseWriter, r *http.Request) {
+	limit, after, p := page(r)
+	if p != nil {
+		problem.Write(w, p)
+		return
+	}
+	ps, err := h.Invitations.Pending(r.Context(), chi.URLParam(r, "acc"), after, limit+1)
+	if err != nil {
+		httpx.Error(w, r, h.Log, err)
+		return
+	}
+	var next any
+	if len(ps) > limit {
+		ps = ps[:limit]
+		next = cursor(ps[len(ps)-1].ID)
+	}
+	if ps == nil {
+		ps = []app.PendingInvitation{}
+	}
+	httpx.JSON(w, http.StatusOK, map[string]any{"data": ps, "next_cursor": next})
 }
 
 func (h *InvitationsHTTP) resend(w http.ResponseWriter, r *http.Request) {

@@ -60,7 +60,9 @@ type Config struct {
 	// import with progress (imports.go), HRIS deliveries, re-drive,
 	// mapping editor and secret (directory.go). TODO: a SCIM token page
 	// (an API token with the scim scope) belongs with the API tokens page
-	// of issue 7 above.
+	// of issue 7 above. Issue 9's pages for layered accounts (users,
+	// invitations, personas, purposes, base roles, guest seats) are done
+	// (atlan.go).
 	Pages []Page
 }
 
@@ -131,8 +133,10 @@ func Mount(r chi.Router, self string) error {
 }
 
 // Routes mounts the console. It owns /, /login, /logout, /set-password,
-// /reset-password, /forgot-password, /assets/ and the pages' paths; the API keeps /v1/, /healthz, /readyz and
-// /metrics.
+// /reset-password, /forgot-password, /assets/ and the pages' paths
+// (/technicians, /roles, /subscription, /audit, /imports, /directory, and
+// on layered accounts /users, /invitations, /personas, /purposes); the API
+// keeps /v1/, /healthz, /readyz and /metrics.
 func (c *Console) Routes(r chi.Router) {
 	r.Group(func(r chi.Router) {
 		r.Use(secureHeaders, sameOrigin)
@@ -155,6 +159,7 @@ func (c *Console) Routes(r chi.Router) {
 			c.auditRoutes(r)
 			c.importRoutes(r)
 			c.directoryRoutes(r)
+			c.atlanRoutes(r)
 			for _, p := range c.cfg.Pages {
 				p.Mount(r, c)
 			}
@@ -207,7 +212,10 @@ const (
 // Session is the signed-in technician, from the console's cookies.
 type Session struct {
 	AccountID, Email string
-	token            string
+	// Layered: the account has the layered role model (base roles,
+	// personas, purposes; R-9), as the API answered (atlan.go).
+	Layered bool
+	token   string
 }
 
 type sessionKey struct{}
@@ -231,6 +239,7 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 		if who, err := r.Cookie(cookieWho); err == nil {
 			s.Email, _ = url.QueryUnescape(who.Value)
 		}
+		s.Layered = c.layered(w, r, s)
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey{}, s)))
 	})
 }
@@ -393,9 +402,14 @@ func (c *Console) Render(w http.ResponseWriter, r *http.Request, status int, nam
 		http.Error(w, "no page "+name, http.StatusInternalServerError)
 		return
 	}
-	v.Nav = c.nav
 	if v.Session.AccountID == "" {
 		v.Session = SessionFrom(r)
+	}
+	v.Nav = c.nav
+	if v.Session.Layered {
+		// The layered model's pages follow Technicians.
+		v.Nav = append(append(append([]navItem{}, c.nav[0]),
+			navItem{"/users", "Users"}, navItem{"/personas", "Personas"}, navItem{"/purposes", "Purposes"}), c.nav[1:]...)
 	}
 	if v.Flash == "" {
 		v.Flash = r.URL.Query().Get("flash")

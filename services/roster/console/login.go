@@ -74,6 +74,8 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	setCookie(w, r, cookieToken, res.SessionToken, 0)
 	setCookie(w, r, cookieAccount, f.AccountID, 365*24*time.Hour)
 	setCookie(w, r, cookieWho, url.QueryEscape(f.Email), 0)
+	// The role model is asked again for this session's account (atlan.go).
+	http.SetCookie(w, &http.Cookie{Name: cookieModel, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 	flash := "Signed in as " + f.Email
 	if res.FirstLogin {
 		flash = "Welcome! This is your first sign-in."
@@ -103,7 +105,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	if tok, err := r.Cookie(cookieToken); err == nil && tok.Value != "" {
 		c.API(r.Context(), Session{token: tok.Value}, "POST", "/v1/auth/logout", map[string]any{})
 	}
-	for _, n := range []string{cookieToken, cookieWho} {
+	for _, n := range []string{cookieToken, cookieWho, cookieModel} {
 		http.SetCookie(w, &http.Cookie{Name: n, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 	}
 	redirect(w, r, "/login", "Signed out")

@@ -54,7 +54,18 @@ func (c *Console) roles(r *http.Request) ([]Role, Answer) {
 
 func (c *Console) roleList(w http.ResponseWriter, r *http.Request) {
 	rs, a := c.roles(r)
+	if SessionFrom(r).Layered {
+		c.baseRoles(w, r, rs, a)
+		return
+	}
 	c.Render(w, r, status(a), "roles", View{Title: "Roles", Active: "/roles", Problem: a.Problem, Data: rs})
+}
+
+// baseRoles: on an account with the layered model the roles are the
+// profile's base roles, read-only; access is shaped by personas and
+// purposes instead of a permission editor.
+func (c *Console) baseRoles(w http.ResponseWriter, r *http.Request, rs []Role, a Answer) {
+	c.Render(w, r, status(a), "base-roles", View{Title: "Base roles", Active: "/roles", Problem: a.Problem, Data: rs})
 }
 
 // createRole: a new custom role with a name and no permission, then its
@@ -122,6 +133,11 @@ func (c *Console) loadRole(r *http.Request) (roleView, Answer) {
 // roleEditor: permission toggles grouped by category, site scope, folder
 // exclusions; built-in roles are shown read-only.
 func (c *Console) roleEditor(w http.ResponseWriter, r *http.Request) {
+	if SessionFrom(r).Layered {
+		rs, a := c.roles(r)
+		c.baseRoles(w, r, rs, a)
+		return
+	}
 	v, a := c.loadRole(r)
 	c.Render(w, r, status(a), "role", View{Title: "Role " + v.Role.Name, Active: "/roles", Problem: a.Problem, Data: v})
 }

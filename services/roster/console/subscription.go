@@ -28,9 +28,12 @@ type Subscription struct {
 		Used      int `json:"used"`
 		Available int `json:"available"`
 	} `json:"seats"`
-	CycleStart        string `json:"cycle_start"`
-	CycleEnd          string `json:"cycle_end"`
-	PendingReductions int    `json:"pending_reductions"`
+	// SeparateSeats are the used seats of the roles the profile counts
+	// apart (atlan: Guest), among Seats.Used as well.
+	SeparateSeats     map[string]int `json:"separate_seats"`
+	CycleStart        string         `json:"cycle_start"`
+	CycleEnd          string         `json:"cycle_end"`
+	PendingReductions int            `json:"pending_reductions"`
 	AddOns            []struct {
 		ID       string `json:"id"`
 		Name     string `json:"name"`

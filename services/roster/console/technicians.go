@@ -22,6 +22,7 @@ func (c *Console) technicianRoutes(r chi.Router) {
 	r.Post("/technicians/{id}/licence-removal", c.techAction("licence-removal", "The licence will be removed at the end of the cycle"))
 	r.Post("/technicians/{id}/role", c.changeRole)
 	r.Post("/technicians/{id}/password-reset", c.sendReset)
+	r.Post("/technicians/{id}/personas", c.assignPersonas)
 }
 
 // Technician is the API's technician (api.md, "Shapes").
@@ -36,6 +37,7 @@ type Technician struct {
 	RequestedRole      *string    `json:"requested_role"`
 	SiteIDs            []string   `json:"site_ids"`
 	LastLoginAt        *time.Time `json:"last_login_at"`
+	LastActiveAt       *time.Time `json:"last_active_at"`
 	LicenceRemovalDate *string    `json:"licence_removal_date"`
 	CreatedAt          time.Time  `json:"created_at"`
 }
@@ -192,9 +194,53 @@ type technicianView struct {
 	T     Technician
 	Roles []Role
 	// Preview is the disable dry run's answer (O-3), or its problem.
-	Preview        map[string]any
+	Preview        *DisablePreview
 	PreviewProblem *Problem
 	Subscription   *Subscription
+	// Successors are the technicians who may take over what this one
+	// owns; Successor is the one chosen for the preview ("" for the
+	// account's rules).
+	Successors []Technician
+	Successor  string
+	// SuccessorNames shows technicians by name in the preview.
+	SuccessorNames map[string]string
+	// Layered accounts (R-9): the three layers of the technician's access,
+	// and the account's personas to assign (atlan.go).
+	Layered  bool
+	Access   *EffectiveAccess
+	Personas []Persona
+}
+
+// DisablePreview is the disable's dry run (O-3, api.md "Offboarding"):
+// what happens to what the technician owns, and the seat's cost effect.
+type DisablePreview struct {
+	AlreadyDisabled bool `json:"already_disabled"`
+	SessionsRevoked int  `json:"sessions_revoked"`
+	TokensRevoked   int  `json:"tokens_revoked"`
+	Cost            *struct {
+		SeatFreed       bool   `json:"seat_freed"`
+		ChargeNow       int64  `json:"charge_now"`
+		Refund          int64  `json:"refund"`
+		Currency        string `json:"currency"`
+		AvailableBefore int    `json:"seats_available_before"`
+		AvailableAfter  int    `json:"seats_available_after"`
+		NextRenewal     int64  `json:"next_renewal_amount"`
+		NextRenewalDate string `json:"next_renewal_date"`
+		Note            string `json:"note"`
+	} `json:"cost"`
+	Offboarding *struct {
+		Policy          string `json:"policy"`
+		SuccessorID     string `json:"successor_id"`
+		SuccessorSource string `json:"successor_source"`
+		Total           int    `json:"actions_total"`
+		Unassigned      int    `json:"unassigned"`
+		Actions         []struct {
+			Kind   string `json:"kind"`
+			ID     string `json:"id"`
+			Action string `json:"action"`
+			To     string `json:"to"`
+		} `json:"actions"`
+	} `json:"offboarding"`
 }
 
 func (c *Console) loadTechnician(r *http.Request) (technicianView, Answer) {
@@ -208,6 +254,9 @@ func (c *Console) loadTechnician(r *http.Request) (technicianView, Answer) {
 		return v, failed(err)
 	}
 	v.Roles, _ = c.roles(r)
+	if SessionFrom(r).Layered {
+		c.loadAccess(r, &v)
+	}
 	return v, a
 }
 
@@ -220,8 +269,10 @@ func (c *Console) technician(w http.ResponseWriter, r *http.Request) {
 
 // disablePreview asks the API for the dry run of the disable (O-3: what
 // happens to what the technician owns, and the seat's cost effect) before
-// the admin confirms. Until the API has it (501), the page says so and
-// still offers the disable, with the subscription's seat figures.
+// the admin confirms; a successor chosen on the page previews the
+// hand-over to them. When the API cannot preview (an older server: 501),
+// the page says so and still offers the disable, with the subscription's
+// seat figures.
 func (c *Console) disablePreview(w http.ResponseWriter, r *http.Request) {
 	v, a := c.loadTechnician(r)
 	if !a.OK() {
@@ -229,11 +280,28 @@ func (c *Console) disablePreview(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s := SessionFrom(r)
-	p := c.API(r.Context(), s, "POST", "/v1/accounts/"+url.PathEscape(s.AccountID)+"/technicians/"+url.PathEscape(v.T.ID)+"/disable?dry_run=true", map[string]any{})
+	v.Successor = r.URL.Query().Get("successor_id")
+	body := map[string]any{}
+	if v.Successor != "" {
+		body["successor_id"] = v.Successor
+	}
+	p := c.API(r.Context(), s, "POST", "/v1/accounts/"+url.PathEscape(s.AccountID)+"/technicians/"+url.PathEscape(v.T.ID)+"/disable?dry_run=true", body)
 	if p.OK() {
-		_ = p.Decode(&v.Preview)
+		v.Preview = &DisablePreview{}
+		if err := p.Decode(v.Preview); err != nil {
+			v.Preview, v.PreviewProblem = nil, failed(err).Problem
+		}
 	} else {
 		v.PreviewProblem = p.Problem
+	}
+	v.SuccessorNames = map[string]string{}
+	if ts, _, a := getList[Technician](c, r, "/technicians?status=active", ""); a.OK() {
+		for _, t := range ts {
+			v.SuccessorNames[t.ID] = cmp.Or(t.Name(), t.Email)
+			if t.ID != v.T.ID {
+				v.Successors = append(v.Successors, t)
+			}
+		}
 	}
 	if sub, a := c.subscription(r); a.OK() {
 		v.Subscription = &sub
@@ -255,6 +323,9 @@ func (c *Console) techAction(action, done string) http.HandlerFunc {
 		body := map[string]any{}
 		if action == "enable" && r.PostFormValue("confirm_seat_purchase") == "true" {
 			body["confirm_seat_purchase"] = true
+		}
+		if succ := r.PostFormValue("successor_id"); action == "disable" && succ != "" {
+			body["successor_id"] = succ
 		}
 		a := c.API(r.Context(), s, "POST", "/v1/accounts/"+url.PathEscape(s.AccountID)+"/technicians/"+url.PathEscape(id)+"/"+action, body,
 			"Idempotency-Key", r.PostFormValue("idempotency_key"))
