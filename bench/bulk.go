@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync"
@@ -49,18 +47,16 @@ func benchImport(s *serve, acc account, rows int, b *Bulk) error {
 		fmt.Fprintf(&csv, "%s,Cora,Row %d,IT,Engineer\n", emails[i], i)
 	}
 	start := time.Now()
-	req, _ := http.NewRequest("POST", s.url+"/v1/accounts/"+acc.id+"/imports?kind=technicians&send_welcome_mail=false",
-		strings.NewReader(csv.String()))
-	req.Header.Set("Authorization", "Bearer "+acc.token)
-	req.Header.Set("Content-Type", "text/csv")
-	res, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	raw, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != 202 {
-		return fmt.Errorf("import upload: %d %s", res.StatusCode, raw)
+	code, raw, err := doRetry(func() *http.Request {
+		req, _ := http.NewRequest("POST", s.url+"/v1/accounts/"+acc.id+"/imports?kind=technicians&send_welcome_mail=false",
+			strings.NewReader(csv.String()))
+		req.Header.Set("Authorization", "Bearer "+acc.token)
+		req.Header.Set("Content-Type", "text/csv")
+		req.Header.Set("Idempotency-Key", "bench-import")
+		return req
+	})
+	if err != nil || code != 202 {
+		return fmt.Errorf("import upload: %d %v %s", code, err, raw)
 	}
 	var imp struct {
 		ID      string `json:"id"`
@@ -132,22 +128,19 @@ func benchSCIM(s *serve, acc account, n, concurrency int, b *Bulk) error {
 				body := fmt.Sprintf(`{"schemas":["urn:ietf:params:scim:schemas:core:2.0:User"],"userName":%q,`+
 					`"name":{"givenName":"Sam","familyName":"User %d"},"emails":[{"primary":true,"value":%q,"type":"work"}],`+
 					`"externalId":"okta-%06d","active":true}`, email, i, email, i)
-				req, _ := http.NewRequest("POST", s.url+"/scim/v2/"+acc.id+"/Users", bytes.NewReader([]byte(body)))
-				req.Header.Set("Authorization", "Bearer "+tok.Token)
-				req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
 				t0 := time.Now()
-				res, err := client.Do(req)
-				if err != nil {
-					failed.Store(err)
-					return
-				}
-				raw, _ := io.ReadAll(res.Body)
-				res.Body.Close()
+				code, raw, err := doRetry(func() *http.Request {
+					req, _ := http.NewRequest("POST", s.url+"/scim/v2/"+acc.id+"/Users", strings.NewReader(body))
+					req.Header.Set("Authorization", "Bearer "+tok.Token)
+					req.Header.Set("Content-Type", "application/scim+json; charset=utf-8")
+					req.Header.Set("Idempotency-Key", "scim-"+email)
+					return req
+				})
 				var u struct {
 					ID string `json:"id"`
 				}
-				if res.StatusCode != 201 || json.Unmarshal(raw, &u) != nil || u.ID == "" {
-					failed.Store(fmt.Errorf("SCIM create %s: %d %s", email, res.StatusCode, raw))
+				if err != nil || code != 201 || json.Unmarshal(raw, &u) != nil || u.ID == "" {
+					failed.Store(fmt.Errorf("SCIM create %s: %d %v %s", email, code, err, raw))
 					return
 				}
 				lat[i], ids[i] = time.Since(t0), u.ID

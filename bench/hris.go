@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -120,20 +119,18 @@ func benchHRIS(s *serve, acc account, n int, rate float64, inFlight int) (HRIS, 
 					failed.Store(err)
 					return
 				}
-				req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
-				req.Header.Set("Content-Type", "application/json")
-				req.Header.Set("webhook-id", id)
-				req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
-				req.Header.Set("webhook-signature", sig)
-				res, err := client.Do(req)
-				if err != nil {
-					failed.Store(fmt.Errorf("webhook %s: %w", id, err))
-					return
-				}
-				b, _ := io.ReadAll(res.Body)
-				res.Body.Close()
-				if res.StatusCode != 202 {
-					failed.Store(fmt.Errorf("webhook %s: %d %s", id, res.StatusCode, b))
+				// A retry is the same delivery (the same webhook-id), as an
+				// HRIS retries: a replay answers 202 and changes nothing.
+				code, b, err := doRetry(func() *http.Request {
+					req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+					req.Header.Set("Content-Type", "application/json")
+					req.Header.Set("webhook-id", id)
+					req.Header.Set("webhook-timestamp", strconv.FormatInt(ts, 10))
+					req.Header.Set("webhook-signature", sig)
+					return req
+				})
+				if err != nil || code != 202 {
+					failed.Store(fmt.Errorf("webhook %s: %d %v %s", id, code, err, b))
 					return
 				}
 				out[i] = sent{email: email, at: t0, acc: time.Now(), accepted: true}

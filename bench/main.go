@@ -114,19 +114,22 @@ func main() {
 
 // Results is bench/results.json.
 type Results struct {
-	Time        time.Time `json:"time"`
-	Machine     Machine   `json:"machine"`
-	Deployment  string    `json:"deployment"`
-	Lifecycle   Lifecycle `json:"lifecycle"`
-	Paced       Lifecycle `json:"lifecycle_paced"`
-	Baseline    Baseline  `json:"jetstream_baseline"`
-	Access      []Access  `json:"access_checks"`
-	Audit       Audit     `json:"audit"`
-	Footprint   Footprint `json:"footprint"`
-	HRIS        *HRIS     `json:"hris,omitempty"`
-	Bulk        Bulk      `json:"bulk"`
-	Audit1M     *Audit1M  `json:"audit_go_benchmark,omitempty"`
-	NotMeasured []string  `json:"not_measured"`
+	Time       time.Time `json:"time"`
+	Machine    Machine   `json:"machine"`
+	Deployment string    `json:"deployment"`
+	Lifecycle  Lifecycle `json:"lifecycle"`
+	Paced      Lifecycle `json:"lifecycle_paced"`
+	Baseline   Baseline  `json:"jetstream_baseline"`
+	Access     []Access  `json:"access_checks"`
+	Audit      Audit     `json:"audit"`
+	Footprint  Footprint `json:"footprint"`
+	HRIS       *HRIS     `json:"hris,omitempty"`
+	Bulk       Bulk      `json:"bulk"`
+	Audit1M    *Audit1M  `json:"audit_go_benchmark,omitempty"`
+	// Retries: requests answered 5xx or cut off and retried with their
+	// Idempotency-Key, over the whole run.
+	Retries     int64    `json:"client_retries"`
+	NotMeasured []string `json:"not_measured"`
 }
 
 type Machine struct {
@@ -350,6 +353,7 @@ func run(c config) error {
 		res.NotMeasured = append(res.NotMeasured, "audit over 1,000,000 records: -gobench (services/audit/adapters BenchmarkAudit1M*)")
 	}
 
+	res.Retries = retries.Load()
 	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
 		return err
 	}
@@ -664,6 +668,52 @@ func rss(pid int) (now, peak float64) {
 var client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 256}, Timeout: 60 * time.Second}
 
 func call(method, url, token string, body any, out any) (int, error) {
+	return callKey(method, url, token, "", body, out)
+}
+
+// retries counts the 5xx answers and transport errors retried by
+// callRetry in the whole run (reported, so a run that needed them says so).
+var retries atomic.Int64
+
+// callRetry is call with an Idempotency-Key, retried as a client would on
+// a 5xx or a transport error (up to 5 times, 200 ms apart): the same key
+// makes a retry answer the first attempt's answer.
+func callRetry(method, url, token, key string, body any, out any) (int, error) {
+	for attempt := 0; ; attempt++ {
+		code, err := callKey(method, url, token, key, body, out)
+		if (err == nil && code < 500) || attempt == 5 {
+			return code, err
+		}
+		if retries.Add(1) <= 3 {
+			fmt.Fprintf(os.Stderr, "retrying (%d %v)\n", code, err)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// doRetry sends the request newReq builds, again on a 5xx or a transport
+// error (up to 5 times, 200 ms apart), and returns the last answer.
+func doRetry(newReq func() *http.Request) (int, []byte, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := client.Do(newReq())
+		var code int
+		var b []byte
+		if err == nil {
+			b, err = io.ReadAll(res.Body)
+			res.Body.Close()
+			code = res.StatusCode
+		}
+		if (err == nil && code < 500) || attempt == 5 {
+			return code, b, err
+		}
+		if retries.Add(1) <= 3 {
+			fmt.Fprintf(os.Stderr, "retrying (%d %v %s)\n", code, err, b)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func callKey(method, url, token, key string, body any, out any) (int, error) {
 	var rd io.Reader
 	if body != nil {
 		b, _ := json.Marshal(body)
@@ -677,6 +727,9 @@ func call(method, url, token string, body any, out any) (int, error) {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
 	res, err := client.Do(req)
 	if err != nil {
 		return 0, err
@@ -685,6 +738,9 @@ func call(method, url, token string, body any, out any) (int, error) {
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
 		return 0, err
+	}
+	if res.StatusCode >= 500 {
+		return res.StatusCode, fmt.Errorf("%s %s: %d %s", method, url, res.StatusCode, b)
 	}
 	if out != nil && len(b) > 0 {
 		if err := json.Unmarshal(b, out); err != nil {
@@ -915,7 +971,7 @@ func lifecycle(s *serve, acc account, c config, from, count int, rate float64) (
 				email := fmt.Sprintf("tech%06d@bench.test", from+i)
 				var body struct{ ID string }
 				t0 := time.Now()
-				code, err := call("POST", s.url+"/v1/accounts/"+acc.id+"/technicians", acc.token,
+				code, err := callRetry("POST", s.url+"/v1/accounts/"+acc.id+"/technicians", acc.token, "add-"+email,
 					map[string]any{"email": email, "first_name": "Tess", "last_name": strconv.Itoa(i), "role": "Billing"}, &body)
 				if err != nil || code != 201 {
 					failed.Store(fmt.Errorf("add %s: %d %v", email, code, err))
@@ -1323,6 +1379,7 @@ func printTable(w io.Writer, r Results) {
 		fmt.Fprintf(tw, "SCIM: %d users created, %d at once\t%.1f users/s (%.1f s), 201 in p50 %.1f / p99 %.1f ms\tall usable: %.1f/s (%.1f s)\n",
 			b.SCIMUsers, b.SCIMConcurrency, b.SCIMUsersPerSec, b.SCIMSeconds, b.SCIMCreateMs.P50, b.SCIMCreateMs.P99, b.SCIMUsablePerSec, b.SCIMUsableSeconds)
 	}
+	fmt.Fprintf(tw, "client retries (5xx or cut off, retried with the same Idempotency-Key)\t%d\t\n", r.Retries)
 	tw.Flush()
 	fmt.Fprintln(w, "\nnot measured:")
 	for _, s := range r.NotMeasured {
