@@ -54,6 +54,7 @@ type config struct {
 	baseline    int
 	checks      int
 	out         string
+	log         string
 	profile     string
 	goBench     bool
 	idle        time.Duration
@@ -87,6 +88,7 @@ func main() {
 	flag.IntVar(&c.baseline, "baseline-msgs", 50000, "messages of the raw JetStream baseline")
 	flag.IntVar(&c.checks, "checks", 5000, "access checks per transport")
 	flag.StringVar(&c.out, "out", "bench/results.json", "where to write the results")
+	flag.StringVar(&c.log, "log", "bench/serve.log", "where the started processes' stderr (warnings and errors) goes (empty: nowhere)")
 	flag.StringVar(&c.profile, "cpuprofile", "bench/lifecycle.cpu.pprof", "CPU profile of roster serve during the lifecycle run (empty: none)")
 	flag.BoolVar(&c.goBench, "gobench", true, "also run rolepolicy's Go benchmarks (in-process check on the 10,000 × 1,000 × 1,000 fixture)")
 	flag.DurationVar(&c.idle, "idle", 5*time.Second, "how long roster serve idles before its RSS is read")
@@ -220,6 +222,12 @@ func run(c config) error {
 		return fmt.Errorf("no roster binary at %s: run make build (or make bench)", bin)
 	}
 	c.roster = bin
+	if c.log != "" {
+		if serveLog, err = os.Create(c.log); err != nil {
+			return err
+		}
+		defer serveLog.Close()
+	}
 	deployment := "all-in-one: roster serve (embedded NATS JetStream, SQLite files), one process on this machine"
 	switch c.deployment {
 	case "all-in-one":
@@ -445,6 +453,26 @@ type proc struct {
 	ready  func() bool
 }
 
+// serveLog is bench/serve.log: the stderr of every process started, each
+// line prefixed with the process's name.
+var (
+	serveLog   *os.File
+	serveLogMu sync.Mutex
+)
+
+type prefixed struct{ name string }
+
+func (p prefixed) Write(b []byte) (int, error) {
+	serveLogMu.Lock()
+	defer serveLogMu.Unlock()
+	for _, l := range strings.SplitAfter(string(b), "\n") {
+		if l != "" {
+			fmt.Fprintf(serveLog, "%s: %s", p.name, l)
+		}
+	}
+	return len(b), nil
+}
+
 func freePort() (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -459,6 +487,12 @@ func (s *serve) spawn(name string, ready func() bool, exe string, env []string, 
 	cmd.Env = append(os.Environ(), env...)
 	p := &proc{name: name, cmd: cmd, done: make(chan error, 1), stderr: &bytes.Buffer{}, ready: ready}
 	cmd.Stderr = p.stderr
+	if serveLog != nil {
+		// Every process's warnings and errors, also kept in a file: a 5xx
+		// says only "the error was logged".
+		fmt.Fprintf(serveLog, "=== %s %s: %s\n", time.Now().UTC().Format(time.RFC3339), name, strings.Join(args, " "))
+		cmd.Stderr = io.MultiWriter(p.stderr, prefixed{name})
+	}
 	if err := cmd.Start(); err != nil {
 		return err
 	}
