@@ -5,7 +5,7 @@
 // noisy machine. It writes bench/results.json and prints a table;
 // docs/performance.md explains the figures.
 //
-//	go run ./bench -roster bin/roster             # default sizes, a few minutes
+//	go run ./bench -roster bin/roster             # default sizes, ~15 minutes here
 //	go run ./bench -roster bin/roster -full       # issue 11's sizes
 package main
 
