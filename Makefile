@@ -54,8 +54,10 @@ fuzz:
 	done
 
 ## bench: build roster and measure it as users run it (bench/main.go):
-## writes bench/results.json, prints the table; BENCH_FLAGS=-full for
-## issue 11's sizes (docs/performance.md)
+## lifecycle, HRIS webhooks, CSV import, SCIM, access checks, audit over
+## 1,000,000 records, footprint; writes bench/results.json, prints the
+## table (~15 min here); BENCH_FLAGS=-full for issue 11's sizes
+## (docs/performance.md)
 BENCH_FLAGS ?=
 bench: build
 	$(GO) run ./bench -roster $(BIN)/roster $(BENCH_FLAGS)

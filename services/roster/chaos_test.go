@@ -30,6 +30,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
+	identitydomain "roster.dev/services/identity/domain"
 )
 
 // Crash consistency (issue 11, docs/reliability.md "Crash consistency"):
@@ -171,7 +172,7 @@ func runChaos(t *testing.T, ch *chaosChild, victim func(*rand.Rand) *chaosProc) 
 
 	// The load: workers add technicians until the kills are over; each
 	// technician follows one script, every step retried until answered.
-	load := startChaosLoad(&chaosDriver{c: c, acc: acc, mailDir: filepath.Join(ch.dir, "mail")}, chaosWorkers)
+	load := startChaosLoad(newChaosDriver(t, c, acc, filepath.Join(ch.dir, "mail")), chaosWorkers)
 	start := time.Now()
 	for k := range kills {
 		ch.awaitReady()
@@ -284,6 +285,36 @@ func (l *chaosLoad) finish(t *testing.T) []chaosTech {
 	return techs
 }
 
+// newChaosDriver is the load's driver for acc. HRIS (H-1): it sets up a
+// secret and a mapping that hires department IT as technicians requesting
+// Billing, buying a seat when none is free, so that a third of the adds
+// come as signed webhooks and follow the same scripts afterwards.
+func newChaosDriver(t *testing.T, c *chaosClient, acc account, mailDir string) *chaosDriver {
+	t.Helper()
+	var secret map[string]any
+	c.until(t, "an HRIS secret", func() (bool, error) {
+		code, body, err := c.do("POST", "/v1/accounts/"+acc.id+"/hris/secrets", acc.token, nil, "Idempotency-Key", "chaos-hris-secret")
+		secret = body
+		return code == 201, err
+	})
+	c.until(t, "the HRIS mapping", func() (bool, error) {
+		code, _, err := c.do("PUT", "/v1/accounts/"+acc.id+"/hris/mapping", acc.token, map[string]any{
+			"rules":   []any{map[string]any{"when": map[string]any{"department": "IT"}, "then": map[string]any{"kind": "technician", "role": "Billing"}}},
+			"default": map[string]any{"kind": "ignore"}, "allow_seat_purchase": true,
+		})
+		return code == 200, err
+	})
+	hrisKey, err := identitydomain.DecodeSecret(secret["secret"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &chaosDriver{c: c, acc: acc, mailDir: mailDir, hrisKey: hrisKey}
+}
+
+// mailResendAfter is how long a first login waits for its mail before
+// asking for it again.
+const mailResendAfter = 20 * time.Second
+
 // chaosWorkers is how many clients drive the load at once.
 const chaosWorkers = 4
 
@@ -297,12 +328,15 @@ type chaosTech struct {
 	// preassigned: a role assigned before the first login (R-6 roster:
 	// applied at the first login, which never comes here).
 	preassigned bool
+	// hired: added by a signed HRIS webhook (H-1), not POST …/technicians.
+	hired bool
 }
 
 type chaosDriver struct {
 	c       *chaosClient
 	acc     account
 	mailDir string
+	hrisKey []byte
 
 	mu    sync.Mutex
 	techs []chaosTech
@@ -330,34 +364,42 @@ func (d *chaosDriver) snapshot() []chaosTech {
 }
 
 // run onboards technician i: added (requested role Billing, seat purchase
-// confirmed), then by i mod 4 left invited, disabled, logged in for the
+// confirmed) with POST …/technicians, or for a third of them by a signed
+// HRIS webhook mapped to the same, then by i mod 4 left invited, disabled, logged in for the
 // first time through the mailed link (then, every other one, given
 // Account manager), or pre-assigned Account manager.
 func (d *chaosDriver) run(i int) {
 	base := "/v1/accounts/" + d.acc.id
 	tc := chaosTech{email: fmt.Sprintf("t%04d@chaos.test", i), role: "Beginner"}
-	var tech map[string]any
-	err := d.c.retry(func() (bool, error) {
-		code, body, err := d.c.do("POST", base+"/technicians", d.acc.token, map[string]any{
-			"email": tc.email, "first_name": "Tess", "last_name": fmt.Sprint(i), "role": "Billing", "confirm_seat_purchase": true,
-		}, "Idempotency-Key", "add-"+tc.email)
-		if err == nil && code != 201 && code < 500 {
-			return false, fmt.Errorf("add %s: %d %v (a retry with the same Idempotency-Key must answer the first 201)", tc.email, code, body)
+	var err error
+	if tc.hired = (i/4)%3 == 1; tc.hired {
+		tc.id, err = d.hire(i, tc.email)
+	} else {
+		var tech map[string]any
+		err = d.c.retry(func() (bool, error) {
+			code, body, err := d.c.do("POST", base+"/technicians", d.acc.token, map[string]any{
+				"email": tc.email, "first_name": "Tess", "last_name": fmt.Sprint(i), "role": "Billing", "confirm_seat_purchase": true,
+			}, "Idempotency-Key", "add-"+tc.email)
+			if err == nil && code != 201 && code < 500 {
+				return false, fmt.Errorf("add %s: %d %v (a retry with the same Idempotency-Key must answer the first 201)", tc.email, code, body)
+			}
+			tech = body
+			return code == 201, err
+		})
+		if err == nil {
+			tc.id = tech["id"].(string)
 		}
-		tech = body
-		return code == 201, err
-	})
+	}
 	if err != nil {
 		d.fail(err)
 		return
 	}
-	tc.id = tech["id"].(string)
 	switch i % 4 {
 	case 1:
 		err = d.expect(200, "POST", base+"/technicians/"+tc.id+"/disable", nil, "disable-"+tc.id)
 		tc.disabled = true
 	case 2:
-		err = d.firstLogin(tc.email)
+		err = d.firstLogin(tc.email, tc.id)
 		tc.firstLogin, tc.role = true, "Billing"
 		if err == nil && i%8 == 2 {
 			// Wait for R-6's Billing at the first login, then change it.
@@ -386,6 +428,48 @@ func (d *chaosDriver) run(i int) {
 	d.mu.Unlock()
 }
 
+// hire adds technician i as an HRIS does (H-1): a signed employee.hired
+// webhook, sent again with the same webhook-id until answered 202 (a
+// replay answers the first delivery), then the delivery followed until
+// applied; it returns the technician's id.
+func (d *chaosDriver) hire(i int, email string) (string, error) {
+	base := "/v1/accounts/" + d.acc.id
+	raw, _ := json.Marshal(map[string]any{"type": "employee.hired", "employee": map[string]any{
+		"id": fmt.Sprintf("E%04d", i), "email": email, "first_name": "Tess", "last_name": fmt.Sprint(i), "department": "IT",
+	}})
+	id := fmt.Sprintf("msg_chaos_%04d", i)
+	ts := time.Now().Unix()
+	sig := identitydomain.Sign(d.hrisKey, id, ts, raw)
+	var delivery string
+	err := d.c.retry(func() (bool, error) {
+		code, body, err := d.c.do("POST", base+"/hris/generic", "", json.RawMessage(raw),
+			"webhook-id", id, "webhook-timestamp", strconv.FormatInt(ts, 10), "webhook-signature", sig)
+		if err == nil && code != 202 && code < 500 {
+			return false, fmt.Errorf("hire %s: %d %v", email, code, body)
+		}
+		delivery, _ = body["id"].(string)
+		return code == 202, err
+	})
+	if err != nil {
+		return "", err
+	}
+	var tech string
+	err = d.c.retry(func() (bool, error) {
+		code, body, err := d.c.do("GET", base+"/hris/deliveries/"+delivery, d.acc.token, nil)
+		switch {
+		case err != nil || code >= 500:
+			return false, err
+		case code != 200 || body["status"] == "failed" || body["status"] == "skipped":
+			return false, fmt.Errorf("hire %s: delivery %s: %d %v", email, delivery, code, body)
+		case body["status"] != "applied":
+			return false, notYet{fmt.Errorf("delivery %s %v", delivery, body["status"])}
+		}
+		tech, _ = body["technician_id"].(string)
+		return true, nil
+	})
+	return tech, err
+}
+
 // expect sends a request with an Idempotency-Key until it is answered, and
 // fails unless the answer is want.
 func (d *chaosDriver) expect(want int, method, path string, body any, key string) error {
@@ -406,11 +490,26 @@ func (d *chaosDriver) expect(want int, method, path string, body any, key string
 // firstLogin sets the password through the mailed link (the first login,
 // I-6). A retry whose first attempt was applied before a kill answers 410:
 // the effect is there, which the invariants check.
-func (d *chaosDriver) firstLogin(email string) error {
+//
+// With no mail after mailResendAfter, it asks for the invitation again as
+// a user would: a kill just after the mailer claimed a batch (DueMail's
+// lease, for identity replicas) delays those mails by the lease, 1 min,
+// longer than a client waits here (docs/reliability.md).
+func (d *chaosDriver) firstLogin(email, id string) error {
 	tried := false
+	start := time.Now()
+	resent := false
 	return d.c.retry(func() (bool, error) {
 		tokens := invitationTokens(d.mailDir, email)
 		if len(tokens) == 0 {
+			if !resent && time.Since(start) > mailResendAfter {
+				code, body, err := d.c.do("POST", "/v1/accounts/"+d.acc.id+"/technicians/"+id+"/invitation", d.acc.token, nil,
+					"Idempotency-Key", "resend-"+id)
+				if err == nil && code >= 300 && code < 500 {
+					return false, fmt.Errorf("resend the invitation to %s: %d %v", email, code, body)
+				}
+				resent = err == nil && code < 300
+			}
 			return false, notYet{errors.New("no mail yet")}
 		}
 		for _, tok := range tokens {
@@ -593,6 +692,21 @@ func checkChaosInvariants(t *testing.T, c *chaosClient, ch *chaosChild, acc acco
 		if tc.firstLogin {
 			ok(perTarget["technician.first_login "+tc.id] == 1, "%s: %d technician.first_login records", tc.email, perTarget["technician.first_login "+tc.id])
 		}
+	}
+
+	// HRIS: one delivery per webhook-id however often it was sent, each
+	// applied to the technician hired.
+	deliveries := c.all(t, base+"/hris/deliveries", acc.token)
+	hired := map[string]bool{}
+	for _, tc := range techs {
+		if tc.hired {
+			hired[tc.id] = true
+		}
+	}
+	ok(len(deliveries) == len(hired), "%d HRIS deliveries for %d hires", len(deliveries), len(hired))
+	for _, dl := range deliveries {
+		id, _ := dl["technician_id"].(string)
+		ok(dl["status"] == "applied" && hired[id], "HRIS delivery %v: not an applied hire of a hired technician", dl)
 	}
 
 	// The dead-letter subject is empty.

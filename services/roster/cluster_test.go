@@ -113,7 +113,7 @@ func TestClusterFaults(t *testing.T) {
 	}
 	t.Logf("cluster: %d replicas of each service ready at %v", started, time.Since(began).Round(time.Millisecond))
 	c, acc := ch.openAccount(t)
-	load := startChaosLoad(&chaosDriver{c: c, acc: acc, mailDir: filepath.Join(dir, "mail")}, envInt(t, "ROSTER_CLUSTER_WORKERS", chaosWorkers))
+	load := startChaosLoad(newChaosDriver(t, c, acc, filepath.Join(dir, "mail")), envInt(t, "ROSTER_CLUSTER_WORKERS", chaosWorkers))
 
 	// Throughput at 1, 2, … replicas of each service: the same cluster and
 	// load, without faults.

@@ -154,6 +154,10 @@ type Directory struct {
 	// wake nudges the HRIS processor when a delivery arrives, importWake
 	// the import processor when an import does.
 	wake, importWake chan struct{}
+	// retryAt: when a delivery that failed transiently may be tried again
+	// (only the HRIS processor's goroutine touches it; a restart tries
+	// at once).
+	retryAt map[string]time.Time
 }
 
 // NewDirectory returns the directory-sync use cases over a.
@@ -161,7 +165,8 @@ func NewDirectory(a *App, st DirectoryStore, gates FeatureGate, log *slog.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	x := &Directory{App: a, Store: st, Gates: gates, Log: log, wake: make(chan struct{}, 1), importWake: make(chan struct{}, 1)}
+	x := &Directory{App: a, Store: st, Gates: gates, Log: log, wake: make(chan struct{}, 1), importWake: make(chan struct{}, 1),
+		retryAt: map[string]time.Time{}}
 	x.Scim, _ = st.(ScimStore)
 	return x
 }
@@ -441,8 +446,19 @@ func (x *Directory) RunHRIS(ctx context.Context, poll time.Duration) error {
 
 // maxAttempts: a delivery failing for a reason that is not the request's
 // (seatbilling not answering, a database error) is tried this many times,
-// then marked failed with the error.
-const maxAttempts = 5
+// waiting hrisRetryAfter between tries, then marked failed with the error.
+// The waits add up to about four minutes: a service restarting or a NATS
+// server failing over must not fail a hire (found by the chaos harness:
+// with five tries 200 ms apart, a seatbilling restart of a second failed
+// the deliveries that arrived meanwhile).
+const maxAttempts = 10
+
+// hrisRetryAfter is the wait after a delivery's attempts-th transient
+// failure: 1 s, 2 s, 4 s … up to a minute. Wall-clock, like the mailer's
+// retries: it paces another service, not business time.
+func hrisRetryAfter(attempts int) time.Duration {
+	return min(time.Second<<min(attempts-1, 10), time.Minute)
+}
 
 // ProcessPending applies the pending deliveries, oldest event first.
 func (x *Directory) ProcessPending(ctx context.Context) {
@@ -461,6 +477,9 @@ func (x *Directory) ProcessPending(ctx context.Context) {
 		for _, d := range ds {
 			if ctx.Err() != nil {
 				return
+			}
+			if at, ok := x.retryAt[d.ID]; ok && time.Now().Before(at) {
+				continue // waiting after a transient failure
 			}
 			if ok := x.processDelivery(ctx, d); ok {
 				progress = true
@@ -503,6 +522,7 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	ctx = eventbus.WithActor(ctx, &commonv1.Actor{Type: commonv1.ActorType_ACTOR_TYPE_HRIS, Id: d.Source})
 	ctx = eventbus.WithCorrelation(ctx, d.ID)
 	log := x.Log.With("account_id", d.AccountID, "delivery_id", d.ID, "employee_id", d.EmployeeID)
+	delete(x.retryAt, d.ID)
 	o, err := x.decide(ctx, d)
 	if err == nil {
 		err = x.record(ctx, d, o)
@@ -516,6 +536,7 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	}
 	d.Attempts++
 	if d.Attempts < maxAttempts {
+		x.retryAt[d.ID] = time.Now().Add(hrisRetryAfter(d.Attempts))
 		log.WarnContext(ctx, "hris: delivery not processed; retried", "err", err, "attempts", d.Attempts)
 		_ = x.DB.InTx(ctx, func(tx *sql.Tx) error { return x.Store.SaveDeliveryOutcome(ctx, tx, d) })
 		return false
