@@ -5,10 +5,12 @@ BIN   := $(CURDIR)/bin
 # nats-server for `make chaos`, `make cluster-test` and the cluster test's
 # short mode in `make test`: on PATH, or installed into GOPATH/bin.
 NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/nats-server)
-# Every module of the workspace (go.work).
-PKGS  := roster.dev/pkg/... roster.dev/proto/... roster.dev/services/identity/... \
-         roster.dev/services/seatbilling/... roster.dev/services/rolepolicy/... \
-         roster.dev/services/audit/... roster.dev/services/roster/... roster.dev/deploy/...
+# Every module of the workspace (go.work). The black-box tests of
+# services/roster are the longest package: first, so that the others run
+# beside it.
+PKGS  := roster.dev/services/roster/... roster.dev/pkg/... roster.dev/proto/... \
+         roster.dev/services/identity/... roster.dev/services/seatbilling/... \
+         roster.dev/services/rolepolicy/... roster.dev/services/audit/... roster.dev/deploy/...
 
 .PHONY: run build test vet fuzz proto proto-check tools clean chaos bench cluster-test
 
