@@ -187,6 +187,19 @@ func (s Store) SaveDeliveryOutcome(ctx context.Context, tx *sql.Tx, d app.Delive
 	return nil
 }
 
+// ClaimDelivery: the no-op update takes the row's lock (PostgreSQL) or the
+// write lock (SQLite) and matches only while the status is unchanged; a
+// concurrent claimer waits, then matches nothing.
+func (s Store) ClaimDelivery(ctx context.Context, tx *sql.Tx, accountID, id, status string) (bool, error) {
+	res, err := tx.ExecContext(ctx, `UPDATE hris_deliveries SET status = status WHERE account_id = $1 AND id = $2 AND status = $3`,
+		accountID, id, status)
+	if err != nil {
+		return false, fmt.Errorf("claim delivery: %w", err)
+	}
+	n, err := res.RowsAffected()
+	return n == 1, err
+}
+
 // RequeueHeld puts the employee's held deliveries back to pending.
 func (s Store) RequeueHeld(ctx context.Context, tx *sql.Tx, accountID, employeeID string, now time.Time) error {
 	_, err := tx.ExecContext(ctx, `UPDATE hris_deliveries SET status = 'pending', reason = 'the hire arrived', updated_at = $1

@@ -116,6 +116,10 @@ type DirectoryStore interface {
 	Deliveries(ctx context.Context, accountID, status, after string, limit int) ([]Delivery, error)
 	PendingDeliveries(ctx context.Context, limit int) ([]Delivery, error)
 	SaveDeliveryOutcome(ctx context.Context, tx *sql.Tx, d Delivery) error
+	// ClaimDelivery locks the delivery in tx if its status is still
+	// status, and reports whether it was: another identity replica may
+	// have recorded an outcome since this one read it.
+	ClaimDelivery(ctx context.Context, tx *sql.Tx, accountID, id, status string) (bool, error)
 	RequeueHeld(ctx context.Context, tx *sql.Tx, accountID, employeeID string, now time.Time) error
 	HRISEmployee(ctx context.Context, q Querier, accountID, employeeID string) (HRISEmployee, error)
 	SaveHRISEmployee(ctx context.Context, tx *sql.Tx, e HRISEmployee) error
@@ -531,7 +535,7 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	if err != nil && !transient(err) && errors.As(err, &p) {
 		err = x.record(ctx, d, failed(p)) // the apply step refused (I-9 last admin)
 	}
-	if err == nil {
+	if err == nil || errors.Is(err, errRecordedElsewhere) {
 		return true
 	}
 	d.Attempts++
@@ -552,6 +556,14 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 // runs the outcome's apply step, in one transaction.
 func (x *Directory) record(ctx context.Context, d Delivery, o outcome) error {
 	return x.DB.InTx(ctx, func(tx *sql.Tx) error {
+		// Two replicas may process one pending delivery at once: the first
+		// to record wins, the other's outcome (and apply step) is dropped —
+		// never an applied hire overwritten by "skipped".
+		if ok, err := x.Store.ClaimDelivery(ctx, tx, d.AccountID, d.ID, d.Status); err != nil {
+			return err
+		} else if !ok {
+			return errRecordedElsewhere
+		}
 		if o.apply != nil {
 			if err := o.apply(tx); err != nil {
 				return err
@@ -961,7 +973,7 @@ func (x *Directory) applyTermination(ctx context.Context, t Termination) error {
 	err = x.record(ctx, d, o)
 	var p *problem.Problem
 	switch {
-	case errors.Is(err, errClaimed):
+	case errors.Is(err, errClaimed), errors.Is(err, errRecordedElsewhere):
 		return nil
 	case errors.As(err, &p):
 		f := failed(p)
@@ -971,7 +983,7 @@ func (x *Directory) applyTermination(ctx context.Context, t Termination) error {
 			}
 			return nil
 		}
-		if err := x.record(ctx, d, f); err != nil && !errors.Is(err, errClaimed) {
+		if err := x.record(ctx, d, f); err != nil && !errors.Is(err, errClaimed) && !errors.Is(err, errRecordedElsewhere) {
 			return err
 		}
 		return nil
@@ -981,3 +993,7 @@ func (x *Directory) applyTermination(ctx context.Context, t Termination) error {
 
 // errClaimed: another run applied the termination first.
 var errClaimed = errors.New("termination already applied")
+
+// errRecordedElsewhere: another processor recorded the delivery's outcome
+// after this one read it.
+var errRecordedElsewhere = errors.New("delivery recorded by another processor")
