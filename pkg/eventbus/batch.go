@@ -181,11 +181,11 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 	hooks := &commitHooks{}
 	for i := range items {
 		items[i].ctx, items[i].sp = c.b.span(c.name, items[i].wm, items[i].d)
-		items[i].ctx = context.WithValue(items[i].ctx, commitHooksKey{}, hooks)
+		items[i].ctx = hooks.attach(items[i].ctx)
 	}
 	applied := make([]bool, len(items))
 	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-		hooks.fns = hooks.fns[:0] // a retried attempt registers again
+		hooks.reset()
 		for i, it := range items {
 			a, err := claimAndApply(it.ctx, tx, c.name, it.d)
 			if err != nil {
@@ -209,9 +209,7 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 		}
 		return
 	}
-	for _, f := range hooks.fns {
-		f()
-	}
+	hooks.run()
 	for i, it := range items {
 		if c.b.afterCommit != nil {
 			c.b.afterCommit(it.d.meta.GetEventId())

@@ -544,9 +544,9 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 
 		applied := false
 		hooks := &commitHooks{}
-		ctx = context.WithValue(ctx, commitHooksKey{}, hooks)
+		ctx = hooks.attach(ctx)
 		err = b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-			hooks.fns = hooks.fns[:0] // a retried attempt registers again
+			hooks.reset()
 			var err error
 			applied, err = claimAndApply(ctx, tx, consumer, d)
 			return err
@@ -556,9 +556,7 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 			span.SetStatus(codes.Error, err.Error())
 			return err
 		}
-		for _, f := range hooks.fns {
-			f()
-		}
+		hooks.run()
 		if b.afterCommit != nil {
 			b.afterCommit(d.meta.GetEventId())
 		}
@@ -718,6 +716,22 @@ func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error
 type commitHooks struct{ fns []func() }
 
 type commitHooksKey struct{}
+
+// attach returns ctx carrying h, for the handlers of one transaction.
+func (h *commitHooks) attach(ctx context.Context) context.Context {
+	return context.WithValue(ctx, commitHooksKey{}, h)
+}
+
+// reset forgets what an attempt of the transaction registered: a retried
+// attempt registers again.
+func (h *commitHooks) reset() { h.fns = h.fns[:0] }
+
+// run runs the registered functions once the transaction committed.
+func (h *commitHooks) run() {
+	for _, f := range h.fns {
+		f()
+	}
+}
 
 // OnCommit registers fn to run after the transaction of the event handler
 // running in ctx committed, before the event is acknowledged; it does not
