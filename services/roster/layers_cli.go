@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"roster.dev/services/roster/console"
 )
 
 // The persona and purpose commands (issue 9, R-9) over the HTTP API, with
@@ -21,35 +23,14 @@ import (
 //
 // A persona or purpose is named by id or by name (case-insensitively).
 
-type grantRow struct {
-	Connection string   `json:"connection"`
-	AssetTypes []string `json:"asset_types"`
-	Actions    []string `json:"actions"`
-}
-
-type personaRow struct {
-	ID      string     `json:"id"`
-	Name    string     `json:"name"`
-	Grants  []grantRow `json:"grants"`
-	UI      []string   `json:"ui"`
-	Version int64      `json:"version"`
-}
-
-type dataPolicyRow struct {
-	Action    string   `json:"action"`
-	Except    []string `json:"except"`
-	RowFilter string   `json:"row_filter,omitempty"`
-}
-
-type purposeRow struct {
-	ID              string         `json:"id"`
-	Name            string         `json:"name"`
-	Classifications []string       `json:"classifications"`
-	Members         []string       `json:"members"`
-	Actions         []string       `json:"actions"`
-	DataPolicy      *dataPolicyRow `json:"data_policy"`
-	Version         int64          `json:"version"`
-}
+// The API's persona and purpose documents, as the console reads them: one
+// client-side definition for both of services/roster's API clients.
+type (
+	grantRow      = console.Grant
+	personaRow    = console.Persona
+	dataPolicyRow = console.DataPolicy
+	purposeRow    = console.Purpose
+)
 
 // parseGrant reads CONNECTION:TYPE[,TYPE…]:ACTION[,ACTION…].
 func parseGrant(s string) (grantRow, error) {
