@@ -20,6 +20,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -56,6 +57,10 @@ type DB struct {
 	*sql.DB
 	Dialect Dialect
 	Service string
+
+	// afterCommit holds, per transaction that InTx runs, the functions to
+	// run once it committed (AfterCommit).
+	afterCommit sync.Map // *sql.Tx → *[]func()
 }
 
 var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -200,6 +205,9 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)
 	}
+	hooks := new([]func())
+	db.afterCommit.Store(tx, hooks)
+	defer db.afterCommit.Delete(tx)
 	defer func() {
 		if p := recover(); p != nil {
 			_ = tx.Rollback()
@@ -215,7 +223,26 @@ func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("store: commit: %w", err)
 	}
+	for _, f := range *hooks {
+		f()
+	}
 	return nil
+}
+
+// AfterCommit registers fn to run once tx — a transaction InTx runs — has
+// committed, before InTx returns; it never runs for an attempt that rolled
+// back (a retried attempt registers again). It reports false, registering
+// nothing, for a transaction InTx did not open. The event bus uses it to
+// wake its outbox relay and to tell a waiting request which events its
+// transaction emitted (pkg/eventbus, docs/architecture.md "Read-your-writes").
+func (db *DB) AfterCommit(tx *sql.Tx, fn func()) bool {
+	v, ok := db.afterCommit.Load(tx)
+	if !ok {
+		return false
+	}
+	hooks := v.(*[]func())
+	*hooks = append(*hooks, fn)
+	return true
 }
 
 // retryable reports errors that a fresh attempt of the same transaction can
