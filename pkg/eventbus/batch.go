@@ -73,6 +73,7 @@ func (b *Bus) pullConsumer(conn *nats.Conn, name, source string) (*nats.Subscrip
 	}
 	stream := EventStream(source)
 	cfg := &nats.ConsumerConfig{
+		Metadata:      b.consumerMetadata(source),
 		Durable:       name,
 		AckPolicy:     nats.AckExplicitPolicy,
 		AckWait:       b.cfg.AckWait,
@@ -88,6 +89,10 @@ func (b *Bus) pullConsumer(conn *nats.Conn, name, source string) (*nats.Subscrip
 		}
 	case err != nil:
 		return nil, fmt.Errorf("eventbus: consumer %s: %w", name, err)
+	case info.Config.DeliverSubject == "":
+		if err := updateMetadata(js, stream, info, cfg.Metadata); err != nil {
+			return nil, err
+		}
 	case info.Config.DeliverSubject != "":
 		if err := js.DeleteConsumer(stream, name); err != nil && !errors.Is(err, nats.ErrConsumerNotFound) {
 			return nil, fmt.Errorf("eventbus: replace push consumer %s: %w", name, err)
@@ -144,6 +149,7 @@ type batchItem struct {
 	d   decoded
 	ctx context.Context
 	sp  trace.Span
+	t   *tracker
 }
 
 func (c *batchConsumer) handle(ctx context.Context, msgs []*nats.Msg) {
@@ -182,6 +188,8 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 	for i := range items {
 		items[i].ctx, items[i].sp = c.b.span(c.name, items[i].wm, items[i].d)
 		items[i].ctx = hooks.attach(items[i].ctx)
+		items[i].t = &tracker{}
+		items[i].ctx = withTracker(items[i].ctx, items[i].t)
 	}
 	applied := make([]bool, len(items))
 	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
@@ -211,6 +219,7 @@ func (c *batchConsumer) applyAll(ctx context.Context, items []batchItem) {
 	}
 	hooks.run()
 	for i, it := range items {
+		c.b.settled(c.name, it.d.meta, it.t)
 		if c.b.afterCommit != nil {
 			c.b.afterCommit(it.d.meta.GetEventId())
 		}

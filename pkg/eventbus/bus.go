@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sort"
 	"strconv"
 	"sync"
@@ -55,6 +56,10 @@ type Config struct {
 	// Batch events at a time and apply them in one transaction (batch.go):
 	// one commit instead of Batch. Default 1: one transaction per event.
 	Batch int
+	// Eventual marks a service whose consumers writers do not wait for
+	// (audit: its record is asynchronous by contract); the others' are
+	// awaited by a write before it answers (settle.go).
+	Eventual bool
 	// Now is the clock that stamps occurred_at (default time.Now); the host
 	// gives it the services' clock so events agree with the state they
 	// describe when tests fix or move it.
@@ -83,6 +88,8 @@ type Bus struct {
 
 	pub   *wnats.Publisher
 	ready chan struct{}
+	// settleConn publishes the Settled notices of applied events.
+	settleConn *nats.Conn
 
 	// afterCommit, when set by a test, runs after a handler's transaction
 	// committed and before the ack.
@@ -212,6 +219,7 @@ func (b *Bus) Run(ctx context.Context) error {
 		return fmt.Errorf("eventbus: publisher: %w", err)
 	}
 	b.pub = pub
+	b.settleConn = pubConn
 	defer pub.Close()
 
 	relay, err := b.outbox.Relay(countingPublisher{pub, b.cfg.Service})
@@ -355,7 +363,7 @@ func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, er
 	if err != nil {
 		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
 	}
-	if err := b.whileUnavailable(name, func() error { return ensureConsumer(conn, source, name, b.cfg.AckWait) }); err != nil {
+	if err := b.whileUnavailable(name, func() error { return ensureConsumer(conn, source, name, b.cfg.AckWait, b.consumerMetadata(source)) }); err != nil {
 		conn.Close()
 		return nil, err
 	}
@@ -440,14 +448,14 @@ const DeliverPrefix = "roster.deliver."
 // others sharing it, and the next start would redeliver the whole stream.
 // One it finds is left alone. Replicas starting at once create the same
 // configuration, which JetStream accepts as one.
-func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration) error {
+func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration, meta map[string]string) error {
 	js, err := conn.JetStream()
 	if err != nil {
 		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
 	}
 	stream := EventStream(source)
-	if _, err := js.ConsumerInfo(stream, name); err == nil {
-		return nil
+	if info, err := js.ConsumerInfo(stream, name); err == nil {
+		return updateMetadata(js, stream, info, meta)
 	} else if !errors.Is(err, nats.ErrConsumerNotFound) {
 		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
 	}
@@ -460,9 +468,34 @@ func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration)
 		AckPolicy:      nats.AckExplicitPolicy,
 		AckWait:        ackWait,
 		MaxAckPending:  1024,
+		Metadata:       meta,
 	})
 	if err != nil {
 		return fmt.Errorf("eventbus: create consumer %s: %w", name, err)
+	}
+	return nil
+}
+
+// updateMetadata brings an existing consumer's registry entry (settle.go)
+// up to date: a new version of the service may handle other types.
+func updateMetadata(js nats.JetStreamManager, stream string, info *nats.ConsumerInfo, meta map[string]string) error {
+	same := true
+	for k, v := range meta {
+		if info.Config.Metadata[k] != v {
+			same = false
+		}
+	}
+	if same {
+		return nil
+	}
+	cfg := info.Config
+	cfg.Metadata = maps.Clone(cfg.Metadata)
+	if cfg.Metadata == nil {
+		cfg.Metadata = map[string]string{}
+	}
+	maps.Copy(cfg.Metadata, meta)
+	if _, err := js.UpdateConsumer(stream, &cfg); err != nil {
+		return fmt.Errorf("eventbus: update consumer %s: %w", info.Name, err)
 	}
 	return nil
 }
@@ -557,6 +590,8 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 		applied := false
 		hooks := &commitHooks{}
 		ctx = hooks.attach(ctx)
+		t := &tracker{}
+		ctx = withTracker(ctx, t)
 		err = b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
 			hooks.reset()
 			var err error
@@ -569,6 +604,7 @@ func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
 			return err
 		}
 		hooks.run()
+		b.settled(consumer, d.meta, t)
 		if b.afterCommit != nil {
 			b.afterCommit(d.meta.GetEventId())
 		}

@@ -189,7 +189,7 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 			return nil, err
 		}
 		bus, err := eventbus.New(eventbus.Config{Service: s.Name(), DB: db, Connect: connect, Logger: h.log, Now: cfg.Now, AckWait: cfg.AckWait,
-			Batch: EventBatch(s)})
+			Batch: EventBatch(s), Eventual: IsEventual(s)})
 		if err != nil {
 			return nil, err
 		}

@@ -57,6 +57,19 @@ func EventBatch(s Service) int {
 	return 0
 }
 
+// Eventual is a Service whose event consumers writers do not wait for
+// (eventbus.Config.Eventual): the audit service, whose record of a write
+// is asynchronous by contract (api.md, docs/architecture.md).
+type Eventual interface {
+	EventuallyConsistent() bool
+}
+
+// IsEventual reports whether s is an Eventual service that says so.
+func IsEventual(s Service) bool {
+	e, ok := s.(Eventual)
+	return ok && e.EventuallyConsistent()
+}
+
 // Deps is what the host gives a service.
 type Deps struct {
 	DB       *store.DB

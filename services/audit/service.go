@@ -58,6 +58,10 @@ var (
 // in stream order).
 func (s *Service) EventBatch() int { return 256 }
 
+// EventuallyConsistent: a write does not wait for its audit record (the
+// record is asynchronous by contract; docs/architecture.md).
+func (s *Service) EventuallyConsistent() bool { return true }
+
 // New returns the audit service with default options.
 func New() *Service { return NewWith(Options{}) }
 
