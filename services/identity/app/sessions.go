@@ -127,13 +127,21 @@ func (c *Credentials) AuthenticateSession(ctx context.Context, hash []byte) (Pri
 	if err != nil {
 		return Principal{}, false, err
 	}
-	if ses.Idle > 0 && now.Sub(ses.LastUsedAt) >= sessionTouchEvery {
-		err := c.Sessions.TouchSession(ctx, ses.ID, now, now.Add(-sessionTouchEvery), minTime(now.Add(ses.Idle), ses.ExpiresAt))
-		if err != nil {
-			return Principal{}, false, err
+	p := Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID, EnrollmentOnly: ses.EnrollmentOnly,
+		CacheUntil: earliest(ses.ExpiresAt, ses.IdleExpiresAt)}
+	if ses.Idle > 0 {
+		if now.Sub(ses.LastUsedAt) >= sessionTouchEvery {
+			idleUntil := minTime(now.Add(ses.Idle), ses.ExpiresAt)
+			if err := c.Sessions.TouchSession(ctx, ses.ID, now, now.Add(-sessionTouchEvery), idleUntil); err != nil {
+				return Principal{}, false, err
+			}
+			ses.LastUsedAt = now
+			p.CacheUntil = idleUntil
 		}
+		// The next use to record (and move the idle expiry on) is a minute
+		// after the last recorded one.
+		p.CacheUntil = earliest(p.CacheUntil, ses.LastUsedAt.Add(sessionTouchEvery))
 	}
-	p := Principal{AccountID: ses.AccountID, TokenID: ses.ID, TechnicianID: ses.TechnicianID, EnrollmentOnly: ses.EnrollmentOnly}
 	if !ses.EnrollmentOnly {
 		t, err := c.Technicians.Technician(ctx, c.DB, ses.AccountID, ses.TechnicianID)
 		if err != nil && !errors.Is(err, ErrNotFound) {

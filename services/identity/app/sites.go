@@ -178,6 +178,23 @@ type Principal struct {
 	Scopes       []string
 	// EnrollmentOnly: a session serving second-factor enrolment only (L-3).
 	EnrollmentOnly bool
+	// CacheUntil is until when this answer holds unless an identity event
+	// (ApiTokenRevoked, SessionsRevoked, …) says otherwise: the earliest of
+	// the expiry (absolute and idle) and the next use identity records
+	// (last use + a minute), so that a caching caller still brings that use
+	// here. Zero: do not cache.
+	CacheUntil time.Time
+}
+
+// earliest is the earliest of the non-zero times.
+func earliest(ts ...time.Time) time.Time {
+	var out time.Time
+	for _, t := range ts {
+		if !t.IsZero() && (out.IsZero() || t.Before(out)) {
+			out = t
+		}
+	}
+	return out
 }
 
 // Authenticate resolves a token's SHA-256 to its principal; ok is false for
@@ -193,10 +210,21 @@ func (a *App) Authenticate(ctx context.Context, hash []byte) (Principal, bool, e
 	if err != nil {
 		return Principal{}, false, err
 	}
+	now := a.Now().UTC().Truncate(time.Microsecond)
 	if a.TokenUsed != nil {
-		if err := a.TokenUsed(ctx, t, a.Now().UTC().Truncate(time.Microsecond)); err != nil {
+		if err := a.TokenUsed(ctx, t, now); err != nil {
 			return Principal{}, false, err
 		}
 	}
-	return Principal{AccountID: t.AccountID, TokenID: t.ID, Scopes: t.Scopes}, true, nil
+	// The next use to record is a minute after the last recorded one.
+	used := now
+	if t.LastUsedAt != nil && now.Sub(*t.LastUsedAt) < tokenTouchEvery {
+		used = *t.LastUsedAt
+	}
+	var expires time.Time
+	if t.ExpiresAt != nil {
+		expires = *t.ExpiresAt
+	}
+	return Principal{AccountID: t.AccountID, TokenID: t.ID, Scopes: t.Scopes,
+		CacheUntil: earliest(expires, used.Add(tokenTouchEvery))}, true, nil
 }

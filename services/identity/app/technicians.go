@@ -402,7 +402,19 @@ func (a *App) EnableTechnician(ctx context.Context, accountID, id string, confir
 }
 
 // ApplyRoleAssigned keeps identity's view of roles (shown on technicians,
-// and the admins of I-9) in step with rolepolicy.
+// and the admins of I-9) in step with rolepolicy. A technician who starts
+// or stops holding Admin gets TechnicianAdminChanged: their sessions'
+// scopes changed, and the HTTP token caches drop them (pkg/auth).
 func (a *App) ApplyRoleAssigned(ctx context.Context, tx *sql.Tx, accountID, technicianID, roleID, roleName, requested string, admin bool) error {
-	return a.Technicians.ApplyRoleAssigned(ctx, tx, accountID, technicianID, roleID, roleName, requested, admin)
+	before, err := a.Technicians.Technician(ctx, tx, accountID, technicianID)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return err
+	}
+	if err := a.Technicians.ApplyRoleAssigned(ctx, tx, accountID, technicianID, roleID, roleName, requested, admin); err != nil {
+		return err
+	}
+	if err != nil || before.IsAdmin == admin {
+		return nil
+	}
+	return a.Bus.Emit(ctx, tx, accountID, &identityv1.TechnicianAdminChanged{TechnicianId: technicianID, Admin: admin})
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/rpc"
@@ -42,7 +43,11 @@ func ServeAuthenticate(nc *nats.Conn, a *app.App, log *slog.Logger) (*nats.Subsc
 			if p.TechnicianID != "" {
 				kind = identityv1.AuthenticateReply_KIND_SESSION
 			}
-			return &identityv1.AuthenticateReply{Valid: true, Kind: kind, AccountId: p.AccountID, TokenId: p.TokenID,
-				TechnicianId: p.TechnicianID, Scopes: p.Scopes, EnrollmentOnly: p.EnrollmentOnly}, nil
+			rep := &identityv1.AuthenticateReply{Valid: true, Kind: kind, AccountId: p.AccountID, TokenId: p.TokenID,
+				TechnicianId: p.TechnicianID, Scopes: p.Scopes, EnrollmentOnly: p.EnrollmentOnly}
+			if !p.CacheUntil.IsZero() {
+				rep.CacheUntil = timestamppb.New(p.CacheUntil)
+			}
+			return rep, nil
 		})
 }

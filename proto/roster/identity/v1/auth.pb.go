@@ -9,6 +9,7 @@ package identityv1
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	timestamppb "google.golang.org/protobuf/types/known/timestamppb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -132,8 +133,15 @@ type AuthenticateReply struct {
 	// account's policy requires a second factor the technician has not
 	// enrolled yet (L-3).
 	EnrollmentOnly bool `protobuf:"varint,7,opt,name=enrollment_only,json=enrollmentOnly,proto3" json:"enrollment_only,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Until when the answer holds unless an identity event says otherwise
+	// (pkg/auth caches it until then, at most its own TTL): the earliest of
+	// the token's or session's expiry (absolute and idle) and its next
+	// recorded use (last use + a minute), so that the first use after the
+	// minute reaches identity and moves last_used_at and the idle expiry on
+	// as without a cache. Unset: do not cache.
+	CacheUntil    *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=cache_until,json=cacheUntil,proto3" json:"cache_until,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuthenticateReply) Reset() {
@@ -215,14 +223,21 @@ func (x *AuthenticateReply) GetEnrollmentOnly() bool {
 	return false
 }
 
+func (x *AuthenticateReply) GetCacheUntil() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CacheUntil
+	}
+	return nil
+}
+
 var File_roster_identity_v1_auth_proto protoreflect.FileDescriptor
 
 const file_roster_identity_v1_auth_proto_rawDesc = "" +
 	"\n" +
-	"\x1droster/identity/v1/auth.proto\x12\x12roster.identity.v1\"4\n" +
+	"\x1droster/identity/v1/auth.proto\x12\x12roster.identity.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"4\n" +
 	"\x13AuthenticateRequest\x12\x1d\n" +
 	"\n" +
-	"token_hash\x18\x01 \x01(\fR\ttokenHash\"\xcd\x02\n" +
+	"token_hash\x18\x01 \x01(\fR\ttokenHash\"\x8a\x03\n" +
 	"\x11AuthenticateReply\x12\x14\n" +
 	"\x05valid\x18\x01 \x01(\bR\x05valid\x12>\n" +
 	"\x04kind\x18\x02 \x01(\x0e2*.roster.identity.v1.AuthenticateReply.KindR\x04kind\x12\x1d\n" +
@@ -231,7 +246,9 @@ const file_roster_identity_v1_auth_proto_rawDesc = "" +
 	"\btoken_id\x18\x04 \x01(\tR\atokenId\x12#\n" +
 	"\rtechnician_id\x18\x05 \x01(\tR\ftechnicianId\x12\x16\n" +
 	"\x06scopes\x18\x06 \x03(\tR\x06scopes\x12'\n" +
-	"\x0fenrollment_only\x18\a \x01(\bR\x0eenrollmentOnly\"B\n" +
+	"\x0fenrollment_only\x18\a \x01(\bR\x0eenrollmentOnly\x12;\n" +
+	"\vcache_until\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"cacheUntil\"B\n" +
 	"\x04Kind\x12\x14\n" +
 	"\x10KIND_UNSPECIFIED\x10\x00\x12\x12\n" +
 	"\x0eKIND_API_TOKEN\x10\x01\x12\x10\n" +
@@ -252,17 +269,19 @@ func file_roster_identity_v1_auth_proto_rawDescGZIP() []byte {
 var file_roster_identity_v1_auth_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
 var file_roster_identity_v1_auth_proto_msgTypes = make([]protoimpl.MessageInfo, 2)
 var file_roster_identity_v1_auth_proto_goTypes = []any{
-	(AuthenticateReply_Kind)(0), // 0: roster.identity.v1.AuthenticateReply.Kind
-	(*AuthenticateRequest)(nil), // 1: roster.identity.v1.AuthenticateRequest
-	(*AuthenticateReply)(nil),   // 2: roster.identity.v1.AuthenticateReply
+	(AuthenticateReply_Kind)(0),   // 0: roster.identity.v1.AuthenticateReply.Kind
+	(*AuthenticateRequest)(nil),   // 1: roster.identity.v1.AuthenticateRequest
+	(*AuthenticateReply)(nil),     // 2: roster.identity.v1.AuthenticateReply
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_auth_proto_depIdxs = []int32{
 	0, // 0: roster.identity.v1.AuthenticateReply.kind:type_name -> roster.identity.v1.AuthenticateReply.Kind
-	1, // [1:1] is the sub-list for method output_type
-	1, // [1:1] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	3, // 1: roster.identity.v1.AuthenticateReply.cache_until:type_name -> google.protobuf.Timestamp
+	2, // [2:2] is the sub-list for method output_type
+	2, // [2:2] is the sub-list for method input_type
+	2, // [2:2] is the sub-list for extension type_name
+	2, // [2:2] is the sub-list for extension extendee
+	0, // [0:2] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_auth_proto_init() }

@@ -698,6 +698,70 @@ func (x *ApiTokenRevoked) GetTokenId() string {
 	return ""
 }
 
+// TechnicianAdminChanged: the technician started or stopped holding the
+// built-in Admin role in identity's view (rolepolicy's RoleAssigned
+// applied), so the account scopes their sessions carry changed (I-9): the
+// HTTP layer's token caches drop their sessions (pkg/auth).
+type TechnicianAdminChanged struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Meta          *v1.EventMeta          `protobuf:"bytes,1,opt,name=meta,proto3" json:"meta,omitempty"`
+	TechnicianId  string                 `protobuf:"bytes,2,opt,name=technician_id,json=technicianId,proto3" json:"technician_id,omitempty"`
+	Admin         bool                   `protobuf:"varint,3,opt,name=admin,proto3" json:"admin,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *TechnicianAdminChanged) Reset() {
+	*x = TechnicianAdminChanged{}
+	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TechnicianAdminChanged) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TechnicianAdminChanged) ProtoMessage() {}
+
+func (x *TechnicianAdminChanged) ProtoReflect() protoreflect.Message {
+	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TechnicianAdminChanged.ProtoReflect.Descriptor instead.
+func (*TechnicianAdminChanged) Descriptor() ([]byte, []int) {
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *TechnicianAdminChanged) GetMeta() *v1.EventMeta {
+	if x != nil {
+		return x.Meta
+	}
+	return nil
+}
+
+func (x *TechnicianAdminChanged) GetTechnicianId() string {
+	if x != nil {
+		return x.TechnicianId
+	}
+	return ""
+}
+
+func (x *TechnicianAdminChanged) GetAdmin() bool {
+	if x != nil {
+		return x.Admin
+	}
+	return false
+}
+
 // PasswordResetRequested: a reset link was mailed to a technician (L-5).
 // Requests for emails that belong to nobody leave no event.
 type PasswordResetRequested struct {
@@ -712,7 +776,7 @@ type PasswordResetRequested struct {
 
 func (x *PasswordResetRequested) Reset() {
 	*x = PasswordResetRequested{}
-	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -724,7 +788,7 @@ func (x *PasswordResetRequested) String() string {
 func (*PasswordResetRequested) ProtoMessage() {}
 
 func (x *PasswordResetRequested) ProtoReflect() protoreflect.Message {
-	mi := &file_roster_identity_v1_security_proto_msgTypes[9]
+	mi := &file_roster_identity_v1_security_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -737,7 +801,7 @@ func (x *PasswordResetRequested) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PasswordResetRequested.ProtoReflect.Descriptor instead.
 func (*PasswordResetRequested) Descriptor() ([]byte, []int) {
-	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{9}
+	return file_roster_identity_v1_security_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PasswordResetRequested) GetMeta() *v1.EventMeta {
@@ -824,7 +888,11 @@ const file_roster_identity_v1_security_proto_rawDesc = "" +
 	"\aenforce\x18\x04 \x01(\bR\aenforce\"]\n" +
 	"\x0fApiTokenRevoked\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12\x19\n" +
-	"\btoken_id\x18\x02 \x01(\tR\atokenId\"\xc4\x01\n" +
+	"\btoken_id\x18\x02 \x01(\tR\atokenId\"\x84\x01\n" +
+	"\x16TechnicianAdminChanged\x12/\n" +
+	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
+	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x14\n" +
+	"\x05admin\x18\x03 \x01(\bR\x05admin\"\xc4\x01\n" +
 	"\x16PasswordResetRequested\x12/\n" +
 	"\x04meta\x18\x01 \x01(\v2\x1b.roster.common.v1.EventMetaR\x04meta\x12#\n" +
 	"\rtechnician_id\x18\x02 \x01(\tR\ftechnicianId\x12\x19\n" +
@@ -844,7 +912,7 @@ func file_roster_identity_v1_security_proto_rawDescGZIP() []byte {
 	return file_roster_identity_v1_security_proto_rawDescData
 }
 
-var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
+var file_roster_identity_v1_security_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_roster_identity_v1_security_proto_goTypes = []any{
 	(*LoginFailed)(nil),            // 0: roster.identity.v1.LoginFailed
 	(*TechnicianLocked)(nil),       // 1: roster.identity.v1.TechnicianLocked
@@ -855,28 +923,30 @@ var file_roster_identity_v1_security_proto_goTypes = []any{
 	(*SecurityPolicyUpdated)(nil),  // 6: roster.identity.v1.SecurityPolicyUpdated
 	(*SsoConfigured)(nil),          // 7: roster.identity.v1.SsoConfigured
 	(*ApiTokenRevoked)(nil),        // 8: roster.identity.v1.ApiTokenRevoked
-	(*PasswordResetRequested)(nil), // 9: roster.identity.v1.PasswordResetRequested
-	(*v1.EventMeta)(nil),           // 10: roster.common.v1.EventMeta
-	(*timestamppb.Timestamp)(nil),  // 11: google.protobuf.Timestamp
+	(*TechnicianAdminChanged)(nil), // 9: roster.identity.v1.TechnicianAdminChanged
+	(*PasswordResetRequested)(nil), // 10: roster.identity.v1.PasswordResetRequested
+	(*v1.EventMeta)(nil),           // 11: roster.common.v1.EventMeta
+	(*timestamppb.Timestamp)(nil),  // 12: google.protobuf.Timestamp
 }
 var file_roster_identity_v1_security_proto_depIdxs = []int32{
-	10, // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
-	10, // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
-	11, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
-	10, // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 5: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
-	10, // 6: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
-	10, // 7: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
-	10, // 8: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
-	10, // 9: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
-	10, // 10: roster.identity.v1.PasswordResetRequested.meta:type_name -> roster.common.v1.EventMeta
-	11, // 11: roster.identity.v1.PasswordResetRequested.expires_at:type_name -> google.protobuf.Timestamp
-	12, // [12:12] is the sub-list for method output_type
-	12, // [12:12] is the sub-list for method input_type
-	12, // [12:12] is the sub-list for extension type_name
-	12, // [12:12] is the sub-list for extension extendee
-	0,  // [0:12] is the sub-list for field type_name
+	11, // 0: roster.identity.v1.LoginFailed.meta:type_name -> roster.common.v1.EventMeta
+	11, // 1: roster.identity.v1.TechnicianLocked.meta:type_name -> roster.common.v1.EventMeta
+	12, // 2: roster.identity.v1.TechnicianLocked.locked_until:type_name -> google.protobuf.Timestamp
+	11, // 3: roster.identity.v1.TechnicianUnlocked.meta:type_name -> roster.common.v1.EventMeta
+	11, // 4: roster.identity.v1.SessionsRevoked.meta:type_name -> roster.common.v1.EventMeta
+	11, // 5: roster.identity.v1.SecondFactorEnrolled.meta:type_name -> roster.common.v1.EventMeta
+	11, // 6: roster.identity.v1.RecoveryCodeUsed.meta:type_name -> roster.common.v1.EventMeta
+	11, // 7: roster.identity.v1.SecurityPolicyUpdated.meta:type_name -> roster.common.v1.EventMeta
+	11, // 8: roster.identity.v1.SsoConfigured.meta:type_name -> roster.common.v1.EventMeta
+	11, // 9: roster.identity.v1.ApiTokenRevoked.meta:type_name -> roster.common.v1.EventMeta
+	11, // 10: roster.identity.v1.TechnicianAdminChanged.meta:type_name -> roster.common.v1.EventMeta
+	11, // 11: roster.identity.v1.PasswordResetRequested.meta:type_name -> roster.common.v1.EventMeta
+	12, // 12: roster.identity.v1.PasswordResetRequested.expires_at:type_name -> google.protobuf.Timestamp
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_roster_identity_v1_security_proto_init() }
@@ -890,7 +960,7 @@ func file_roster_identity_v1_security_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_roster_identity_v1_security_proto_rawDesc), len(file_roster_identity_v1_security_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   10,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
