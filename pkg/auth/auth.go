@@ -2,14 +2,18 @@
 // (api.md, "Auth"): the operator token is checked locally in constant time;
 // account API tokens and technician sessions belong to identity, which each
 // service asks over NATS request-reply (rpc.Authenticate) with the token's
-// SHA-256 — the secret never leaves the service that received it. There is
-// no cache, so a revoked token stops working at once (I-7).
+// SHA-256 — the secret never leaves the service that received it. With
+// StartCache, verified tokens are kept in the process (cache.go) and
+// dropped when identity revokes them, before the revoking request answers,
+// so a revoked token stops working at once (I-7).
 package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
@@ -51,13 +55,55 @@ func From(ctx context.Context) (Principal, bool) {
 
 // Authenticator resolves bearer tokens.
 type Authenticator struct {
-	op *httpx.Operator
-	nc *nats.Conn
+	op    *httpx.Operator
+	nc    *nats.Conn
+	cache *cache // nil: every request asks identity
+	stop  func() // ends the cache's consumer
 }
 
 // New returns an authenticator asking identity through nc. With a nil nc
 // only the operator token is accepted (tests of one service alone).
 func New(op *httpx.Operator, nc *nats.Conn) *Authenticator { return &Authenticator{op: op, nc: nc} }
+
+// StartCache makes a keep the tokens identity verified (cache.go) until
+// Close; it returns once the invalidation consumer runs, or, when it could
+// not be created, at once with a cache that keeps nothing until it is
+// (logged; every request asks identity meanwhile). Call it before serving
+// requests.
+func (a *Authenticator) StartCache(ctx context.Context, cfg CacheConfig) error {
+	if a.nc == nil || a.cache != nil {
+		return nil
+	}
+	c := newCache(cfg)
+	iv, err := newInvalidator(c, a.nc)
+	if err != nil {
+		return err
+	}
+	cc, err := iv.start(ctx)
+	if err != nil {
+		c.cfg.Log.Warn("auth cache: no invalidation consumer yet, every request asks identity", "err", err)
+		cc = nil
+	}
+	a.cache = c
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		iv.run(runCtx, cc)
+	}()
+	a.stop = func() {
+		cancel()
+		<-done
+	}
+	return nil
+}
+
+// Close stops the cache's consumer (before its NATS connection closes).
+func (a *Authenticator) Close() {
+	if a.stop != nil {
+		a.stop()
+	}
+}
 
 // Resolve returns the principal of token, or ok=false for an unknown,
 // expired or revoked token.
@@ -68,15 +114,31 @@ func (a *Authenticator) Resolve(ctx context.Context, token string) (p Principal,
 	if a.nc == nil {
 		return Principal{}, false, nil
 	}
+	hash := httpx.HashToken(token)
+	if a.cache == nil {
+		p, _, ok, err := a.ask(ctx, hash)
+		return p, ok, err
+	}
+	return a.cache.resolve(ctx, [sha256.Size]byte(hash), func(ctx context.Context) (Principal, time.Time, bool, error) {
+		return a.ask(ctx, hash)
+	})
+}
+
+// ask asks identity who the token with this SHA-256 belongs to, and until
+// when the answer may be kept (zero: not at all).
+func (a *Authenticator) ask(ctx context.Context, hash []byte) (p Principal, until time.Time, ok bool, err error) {
 	var rep identityv1.AuthenticateReply
-	if err := rpc.Call(ctx, a.nc, rpc.Authenticate, &identityv1.AuthenticateRequest{TokenHash: httpx.HashToken(token)}, &rep); err != nil {
-		return Principal{}, false, err
+	if err := rpc.Call(ctx, a.nc, rpc.Authenticate, &identityv1.AuthenticateRequest{TokenHash: hash}, &rep); err != nil {
+		return Principal{}, time.Time{}, false, err
 	}
 	if !rep.GetValid() {
-		return Principal{}, false, nil
+		return Principal{}, time.Time{}, false, nil
+	}
+	if rep.GetCacheUntil() != nil {
+		until = rep.GetCacheUntil().AsTime()
 	}
 	return Principal{AccountID: rep.GetAccountId(), TokenID: rep.GetTokenId(), TechnicianID: rep.GetTechnicianId(), Scopes: rep.GetScopes(),
-		EnrollmentOnly: rep.GetEnrollmentOnly()}, true, nil
+		EnrollmentOnly: rep.GetEnrollmentOnly()}, until, true, nil
 }
 
 // Require lets through requests whose token holds scope; on routes with an

@@ -74,6 +74,7 @@ type Host struct {
 	dbs      []*store.DB
 	mu       sync.Mutex
 	conns    []*nats.Conn
+	authn    *auth.Authenticator
 	buses    []*eventbus.Bus
 	srv      *http.Server
 	ln       net.Listener
@@ -147,6 +148,10 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	}
 	h.conns = append(h.conns, authConn)
 	authn := auth.New(op, authConn)
+	if err := authn.StartCache(ctx, auth.CacheConfig{Now: cfg.Now, Log: h.log}); err != nil {
+		return nil, err
+	}
+	h.authn = authn
 	// Connections services open for request-reply close with the host.
 	serviceConnect := func(name string) (*nats.Conn, error) {
 		nc, err := connect(name)
@@ -298,6 +303,9 @@ func (h *Host) Stop(ctx context.Context) error {
 }
 
 func (h *Host) closeResources() {
+	if h.authn != nil {
+		h.authn.Close()
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, nc := range h.conns {
