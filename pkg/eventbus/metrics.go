@@ -29,6 +29,15 @@ var (
 		Name: "roster_event_batches_split_total",
 		Help: "Batches whose transaction failed, so their events were applied one by one (Config.Batch).",
 	}, []string{"service", "consumer"})
+	settleTimeouts = promauto.NewCounter(prometheus.CounterOpts{
+		Name: "roster_write_settle_timeouts_total",
+		Help: "Write requests that answered before all their effects were applied (Roster-Consistency: pending).",
+	})
+	settleSeconds = promauto.NewHistogram(prometheus.HistogramOpts{
+		Name:    "roster_write_settle_seconds",
+		Help:    "From a write request's start until its effects were applied everywhere they are awaited and its status went out.",
+		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
+	})
 )
 
 // lagCollector reports, at scrape time, how many events each consumer of

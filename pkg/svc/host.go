@@ -48,6 +48,11 @@ type Config struct {
 	// AckWait is how long an event delivered to a consumer that died stays
 	// with it before JetStream redelivers it (0: eventbus's default).
 	AckWait time.Duration
+	// SettleTimeout bounds how long a write request waits for its effects
+	// to be applied by the services that derive state from it before it
+	// answers anyway (0: eventbus.DefaultSettleTimeout); docs/architecture.md
+	// "Read-your-writes".
+	SettleTimeout time.Duration
 	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
 	NATSSyncInterval time.Duration
 	Log              *slog.Logger
@@ -76,6 +81,7 @@ type Host struct {
 	conns    []*nats.Conn
 	authn    *auth.Authenticator
 	buses    []*eventbus.Bus
+	waiter   *eventbus.Waiter
 	srv      *http.Server
 	ln       net.Listener
 	cancel   context.CancelFunc
@@ -162,8 +168,17 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 		}
 		return nc, err
 	}
+	settleConn, err := connect("roster-settle")
+	if err != nil {
+		return nil, err
+	}
+	h.conns = append(h.conns, settleConn)
+	h.waiter, err = eventbus.NewWaiter(settleConn, cfg.SettleTimeout, h.log)
+	if err != nil {
+		return nil, err
+	}
 	r := chi.NewRouter()
-	r.Use(middleware.Recoverer, telemetry.HTTP, httpx.Correlate)
+	r.Use(middleware.Recoverer, telemetry.HTTP, httpx.Correlate, h.waiter.Middleware)
 	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.JSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
@@ -246,6 +261,9 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 				return
 			}
 		}
+		if err := h.waiter.Refresh(); err != nil {
+			h.log.Warn("consumer registry", "err", err)
+		}
 		close(h.ready)
 	}()
 	go func() {
@@ -303,6 +321,9 @@ func (h *Host) Stop(ctx context.Context) error {
 }
 
 func (h *Host) closeResources() {
+	if h.waiter != nil {
+		h.waiter.Close()
+	}
 	if h.authn != nil {
 		h.authn.Close()
 	}

@@ -4,6 +4,7 @@ package ports
 
 import (
 	"bytes"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +15,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"roster.dev/pkg/auth"
+	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/httpx"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/pkg/problem"
@@ -209,7 +211,32 @@ func (h *HTTP) addTechnician(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	res, err := h.App.AddTechnician(r.Context(), chi.URLParam(r, "acc"), req, key(r), b)
+	if err == nil && res.Status == http.StatusCreated && !res.Replayed {
+		res.Body = h.settled(r, res.Body)
+	}
 	h.answer(w, r, res, err)
+}
+
+// settled waits until what other services derive from the technician
+// just written in body is applied — the role rolepolicy assigns (R-6) —
+// and returns the technician as it reads now (docs/architecture.md
+// "Read-your-writes"). If the wait times out, body stays as it was.
+func (h *HTTP) settled(r *http.Request, body json.RawMessage) json.RawMessage {
+	var created struct {
+		ID string `json:"id"`
+	}
+	if json.Unmarshal(body, &created) != nil || created.ID == "" || !eventbus.Settle(r.Context()) {
+		return body
+	}
+	t, err := h.App.Technician(r.Context(), chi.URLParam(r, "acc"), created.ID)
+	if err != nil {
+		return body
+	}
+	fresh, err := json.Marshal(t)
+	if err != nil {
+		return body
+	}
+	return fresh
 }
 
 // techCursor versions the content of technician and end-user cursors.
