@@ -61,6 +61,13 @@ type CacheConfig struct {
 	// InactiveThreshold is how long the consumer of a process that died
 	// stays registered (default 10 s).
 	InactiveThreshold time.Duration
+	// WarmUp is how long after its consumer exists the cache starts
+	// keeping answers: the time the Waiters of the other processes take to
+	// read the registry and so wait for this cache (eventbus.Waiter reads
+	// it every 2 s). Zero when every Waiter reads the registry after the
+	// consumer exists (the all-in-one's only Waiter, refreshed when the
+	// host is ready).
+	WarmUp time.Duration
 }
 
 const (
@@ -97,12 +104,13 @@ type entry struct {
 // flight is one question to identity that concurrent requests for the same
 // token share.
 type flight struct {
-	gen   uint64
-	done  chan struct{}
-	p     Principal
-	until time.Time
-	ok    bool
-	err   error
+	gen    uint64
+	joined int // requests waiting for it besides the one asking
+	done   chan struct{}
+	p      Principal
+	until  time.Time
+	ok     bool
+	err    error
 }
 
 // cache holds the verified tokens of one process.
@@ -120,8 +128,11 @@ type cache struct {
 	// gen counts invalidations: an answer asked for before one is neither
 	// cached nor shared with requests that came after it.
 	gen uint64
-	// live: the invalidation consumer runs; nothing is cached otherwise.
-	live bool
+	// live: the invalidation consumer runs (and every Waiter knows it);
+	// nothing is cached otherwise. epoch counts suspensions, so that a
+	// resumption planned before one does not undo it.
+	live  bool
+	epoch uint64
 }
 
 func newCache(cfg CacheConfig) *cache {
@@ -160,6 +171,7 @@ func (c *cache) resolve(ctx context.Context, key [sha256.Size]byte,
 		c.remove(el)
 	}
 	if f := c.flights[key]; f != nil && f.gen == c.gen {
+		f.joined++
 		c.mu.Unlock()
 		select {
 		case <-f.done:
@@ -277,12 +289,38 @@ func (c *cache) drop(inv invalidation) {
 	}
 }
 
-// flush forgets everything and sets whether the cache may keep answers.
-func (c *cache) flush(live bool) {
+// suspend forgets everything and keeps nothing until resume.
+func (c *cache) suspend() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.epoch++
+	c.live = false
+	c.clear()
+}
+
+// resume lets the cache keep answers again after a delay, unless it was
+// suspended meanwhile.
+func (c *cache) resume(after time.Duration) {
+	c.mu.Lock()
+	epoch := c.epoch
+	c.mu.Unlock()
+	enable := func() {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.epoch == epoch {
+			c.live = true
+		}
+	}
+	if after <= 0 {
+		enable()
+		return
+	}
+	time.AfterFunc(after, enable)
+}
+
+// clear forgets every entry; c.mu is held.
+func (c *cache) clear() {
 	c.gen++
-	c.live = live
 	c.entries = map[[sha256.Size]byte]*list.Element{}
 	c.lru.Init()
 	c.byToken = map[string]*list.Element{}
@@ -389,7 +427,7 @@ func (iv *invalidator) start(ctx context.Context) (jetstream.ConsumeContext, err
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			// Events may have been missed: forget everything and keep
 			// nothing until the watcher saw the consumer is still there.
-			iv.c.flush(false)
+			iv.c.suspend()
 			select {
 			case iv.trouble <- err:
 			default:
@@ -398,9 +436,7 @@ func (iv *invalidator) start(ctx context.Context) (jetstream.ConsumeContext, err
 	if err != nil {
 		return nil, err
 	}
-	// Events before the consumer existed found nothing cached that the
-	// consumer would not drop now; flush anyway, the cache was not live.
-	iv.c.flush(true)
+	iv.c.resume(iv.c.cfg.WarmUp)
 	return cc, nil
 }
 
@@ -408,9 +444,12 @@ func (iv *invalidator) start(ctx context.Context) (jetstream.ConsumeContext, err
 func (iv *invalidator) apply(msg jetstream.Msg) {
 	ev, inv, ok, err := invalidationOf(msg)
 	if err != nil {
-		// Unreadable: forget the account's tokens to be safe.
+		// Unreadable: forget every token to be safe (no Settled: the
+		// writer's deadline tells of the trouble).
 		iv.log.Warn("auth cache: unreadable identity event", "subject", msg.Subject(), "err", err)
-		iv.c.flush(true)
+		iv.c.mu.Lock()
+		iv.c.clear()
+		iv.c.mu.Unlock()
 		return
 	}
 	if !ok {
@@ -430,7 +469,7 @@ func (iv *invalidator) run(ctx context.Context, cc jetstream.ConsumeContext) {
 		if cc != nil {
 			cc.Stop()
 		}
-		iv.c.flush(false)
+		iv.c.suspend()
 		// Best effort: the consumer would end InactiveThreshold later.
 		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
@@ -461,11 +500,11 @@ func (iv *invalidator) run(ctx context.Context, cc jetstream.ConsumeContext) {
 			_, ierr := iv.js.Consumer(ictx, eventbus.EventStream("identity"), iv.name)
 			cancel()
 			if ierr == nil && !errors.Is(err, jetstream.ErrConsumerDeleted) && !errors.Is(err, jetstream.ErrConnectionClosed) {
-				iv.c.flush(true)
+				iv.c.resume(0)
 				continue
 			}
 			iv.log.Warn("auth cache: invalidation consumer lost, recreating", "consumer", iv.name, "err", err)
-			iv.c.flush(false)
+			iv.c.suspend()
 			cc.Stop()
 			cc = nil
 		}

@@ -1,0 +1,4 @@
+package auth
+
+// CacheLen is the number of cached principals.
+func (a *Authenticator) CacheLen() int { return a.cache.len() }
