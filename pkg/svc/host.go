@@ -154,7 +154,13 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	}
 	h.conns = append(h.conns, authConn)
 	authn := auth.New(op, authConn)
-	if err := authn.StartCache(ctx, auth.CacheConfig{Now: cfg.Now, Log: h.log}); err != nil {
+	// Verified tokens are cached; with an external NATS other processes'
+	// Waiters must first learn of this cache's consumer (pkg/auth).
+	cacheCfg := auth.CacheConfig{Now: cfg.Now, Log: h.log}
+	if cfg.NATSURL != "" {
+		cacheCfg.WarmUp = tokenCacheWarmUp
+	}
+	if err := authn.StartCache(ctx, cacheCfg); err != nil {
 		return nil, err
 	}
 	h.authn = authn
@@ -339,6 +345,11 @@ func (h *Host) closeResources() {
 		h.ns.Shutdown()
 	}
 }
+
+// tokenCacheWarmUp is how long a process sharing NATS with others keeps
+// no tokens after its cache's consumer exists: two registry reads of every
+// other process's Waiter (eventbus reads it every 2 s).
+const tokenCacheWarmUp = 5 * time.Second
 
 // streamsPatience is how long Start retries creating the streams: a
 // service started with its NATS cluster waits for JetStream to elect its

@@ -368,6 +368,78 @@ func TestSessionsCapListRevokeAndExpiry(t *testing.T) {
 	})
 }
 
+// I-7, I-9 with the token cache (issue 18): what identity answers for a
+// session changes on the very next request through any service — the
+// scopes of a promoted or demoted admin, a revoked session, a disabled
+// technician — although every process keeps verified tokens.
+func TestSessionChangesReachTheNextRequest(t *testing.T) {
+	t.Parallel()
+	h := startHostWith(t, svc.Config{DataDir: t.TempDir(), Now: fixedClock})
+	c := client{t, h.URL()}
+	acc := createAccount(t, c, "roster", "pro", 3)
+	base := "/v1/accounts/" + acc.id
+	tess := addTechnician(t, c, acc, "tess@acme.test")
+	const password = "correct horse battery"
+	withPassword(t, c, acc, tess, password)
+	ses := loginAs(t, c, acc, "tess@acme.test", password, "laptop")
+	// Routes of three services, read with the session.
+	routes := []string{base + "/technicians", base + "/subscription", base + "/roles"}
+	status := func(token string) []int {
+		var out []int
+		for _, r := range routes {
+			code, _ := c.do("GET", r, token, nil)
+			out = append(out, code)
+		}
+		return out
+	}
+	expect := func(what string, token string, want int) {
+		t.Helper()
+		for i, code := range status(token) {
+			if code != want {
+				t.Fatalf("%s: GET %s %d, want %d", what, routes[i], code, want)
+			}
+		}
+	}
+	for range 3 {
+		expect("a technician without a role's scopes", ses, 403)
+	}
+	for range 5 {
+		if code, p := c.do("PUT", base+"/technicians/"+tess+"/role", acc.token, map[string]any{"role": "Admin"}); code != 200 {
+			t.Fatalf("promote: %d %v", code, p)
+		}
+		expect("promoted to Admin", ses, 200)
+		if code, p := c.do("PUT", base+"/technicians/"+tess+"/role", acc.token, map[string]any{"role": "Beginner"}); code != 200 {
+			t.Fatalf("demote: %d %v", code, p)
+		}
+		expect("demoted", ses, 403)
+	}
+	if code, p := c.do("PUT", base+"/technicians/"+tess+"/role", acc.token, map[string]any{"role": "Admin"}); code != 200 {
+		t.Fatalf("promote: %d %v", code, p)
+	}
+	other := loginAs(t, c, acc, "tess@acme.test", password, "phone")
+	expect("a new session", other, 200)
+	expect("the first session", ses, 200)
+	code, list := c.do("GET", base+"/technicians/"+tess+"/sessions", acc.token, nil)
+	if code != 200 || count(list) != 2 {
+		t.Fatalf("sessions: %d %v", code, list)
+	}
+	var phoneID string
+	for _, s := range list["data"].([]any) {
+		if s.(map[string]any)["device_label"] == "phone" {
+			phoneID = s.(map[string]any)["id"].(string)
+		}
+	}
+	if code, _ := c.do("DELETE", base+"/technicians/"+tess+"/sessions/"+phoneID, acc.token, nil); code != 204 {
+		t.Fatalf("revoke: %d", code)
+	}
+	expect("a revoked session", other, 401)
+	expect("the session left", ses, 200)
+	if code, p := c.do("POST", base+"/technicians/"+tess+"/disable", acc.token, nil); code != 200 {
+		t.Fatalf("disable: %d %v", code, p)
+	}
+	expect("a disabled technician's session", ses, 401)
+}
+
 var resetLink = regexp.MustCompile(`(?m)^\S+/reset-password\?token=(rsr_[A-Za-z0-9_-]+)\r?$`)
 
 // resetMails returns the reset tokens mailed to email, from the mail dir.
