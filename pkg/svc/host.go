@@ -53,6 +53,9 @@ type Config struct {
 	// answers anyway (0: eventbus.DefaultSettleTimeout); docs/architecture.md
 	// "Read-your-writes".
 	SettleTimeout time.Duration
+	// TokenCacheTTL bounds how long a verified token is kept (pkg/auth; 0:
+	// 30 s); negative: no cache, every request asks identity.
+	TokenCacheTTL time.Duration
 	// NATSSyncInterval is the embedded JetStream fsync interval (0: default).
 	NATSSyncInterval time.Duration
 	Log              *slog.Logger
@@ -156,12 +159,14 @@ func Start(ctx context.Context, cfg Config, services ...Service) (_ *Host, err e
 	authn := auth.New(op, authConn)
 	// Verified tokens are cached; with an external NATS other processes'
 	// Waiters must first learn of this cache's consumer (pkg/auth).
-	cacheCfg := auth.CacheConfig{Now: cfg.Now, Log: h.log}
-	if cfg.NATSURL != "" {
-		cacheCfg.WarmUp = tokenCacheWarmUp
-	}
-	if err := authn.StartCache(ctx, cacheCfg); err != nil {
-		return nil, err
+	if cfg.TokenCacheTTL >= 0 {
+		cacheCfg := auth.CacheConfig{TTL: cfg.TokenCacheTTL, Now: cfg.Now, Log: h.log}
+		if cfg.NATSURL != "" {
+			cacheCfg.WarmUp = tokenCacheWarmUp
+		}
+		if err := authn.StartCache(ctx, cacheCfg); err != nil {
+			return nil, err
+		}
 	}
 	h.authn = authn
 	// Connections services open for request-reply close with the host.
