@@ -79,7 +79,11 @@ func (a *Authenticator) StartCache(ctx context.Context, cfg CacheConfig) error {
 	if err != nil {
 		return err
 	}
-	cc, err := iv.start(ctx)
+	// A start that cannot create the consumer soon (JetStream electing
+	// a leader, a NATS user without the permission) goes on without it.
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	cc, err := iv.start(sctx)
+	cancel()
 	if err != nil {
 		c.cfg.Log.Warn("auth cache: no invalidation consumer yet, every request asks identity", "err", err)
 		cc = nil
