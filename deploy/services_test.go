@@ -145,4 +145,40 @@ func TestServicesRunWithTheirNATSUsers(t *testing.T) {
 		}
 	}
 	t.Logf("audit actions seen by the reader: %s", fmt.Sprint(seen))
+
+	// Each process's token cache runs its consumer of identity's stream
+	// with its own user, and a token revoked through identity is refused
+	// by the next request to another process (issue 18: the revoking
+	// request waits until every cache dropped it).
+	nc, _ := c.connect(t, "identity")
+	js, err := nc.JetStream()
+	if err != nil {
+		t.Fatal(err)
+	}
+	caches := 0
+	for ci := range js.ConsumersInfo("ROSTER_IDENTITY") {
+		if strings.HasPrefix(ci.Name, "auth_") {
+			caches++
+		}
+	}
+	if caches != len(hosts) {
+		t.Fatalf("%d token caches' consumers, want one per process (%d)", caches, len(hosts))
+	}
+	base := "/v1/accounts/" + acc
+	code, minted := do(t, "POST", hosts["identity"].URL()+base+"/tokens", token, map[string]any{"name": "reader", "scopes": []string{"roles:read"}})
+	if code != 201 {
+		t.Fatalf("mint: %d %v", code, minted)
+	}
+	secret := minted["token"].(string)
+	for range 3 {
+		if code, body := do(t, "GET", hosts["rolepolicy"].URL()+base+"/technicians/"+techID+"/role", secret, nil); code != 200 {
+			t.Fatalf("a new token on rolepolicy: %d %v", code, body)
+		}
+	}
+	if code, body := do(t, "DELETE", hosts["identity"].URL()+base+"/tokens/"+minted["id"].(string), token, nil); code != 204 {
+		t.Fatalf("revoke: %d %v", code, body)
+	}
+	if code, _ := do(t, "GET", hosts["rolepolicy"].URL()+base+"/technicians/"+techID+"/role", secret, nil); code != 401 {
+		t.Fatalf("a revoked token on rolepolicy, the next request: %d", code)
+	}
 }

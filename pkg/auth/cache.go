@@ -469,11 +469,11 @@ func (iv *invalidator) run(ctx context.Context, cc jetstream.ConsumeContext) {
 		if cc != nil {
 			cc.Stop()
 		}
+		// The consumer ends InactiveThreshold later: not deleted here, as
+		// the services' NATS users may not delete consumers of identity's
+		// stream (deploy/nats). Until then the Waiters of revoking writes
+		// wait for it, up to their deadline.
 		iv.c.suspend()
-		// Best effort: the consumer would end InactiveThreshold later.
-		dctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		_ = iv.js.DeleteConsumer(dctx, eventbus.EventStream("identity"), iv.name)
 	}()
 	backoff := 100 * time.Millisecond
 	for {
