@@ -215,3 +215,44 @@ func benchAdminSession(b *testing.B, f benchFixture) string {
 	}
 	return s["session_token"].(string)
 }
+
+// Issue 18: what read-your-writes revocation costs. Each iteration mints
+// an API token, uses it twice (the second use is served by the cache),
+// revokes it (timed: the revoking request waits until every token cache
+// dropped it) and checks that the next request is refused:
+//
+//	go test -run '^$' -bench TokenRevoke -benchtime 300x -count 3 roster.dev/services/roster
+func BenchmarkTokenRevoke(b *testing.B) {
+	for _, cache := range []struct {
+		name string
+		ttl  time.Duration
+	}{{"no-cache", -1}, {"cache", 0}} {
+		b.Run(cache.name, func(b *testing.B) {
+			f := benchHostWith(b, svc.Config{TokenCacheTTL: cache.ttl})
+			base := f.url + "/v1/accounts/" + f.acc
+			var revoking time.Duration
+			b.ResetTimer()
+			for range b.N {
+				code, _, raw := svctest.Do(b, "POST", base+"/tokens", f.token, map[string]any{"name": "r", "scopes": []string{"roles:read"}})
+				var tok struct{ ID, Token string }
+				if err := json.Unmarshal(raw, &tok); code != 201 || err != nil {
+					b.Fatalf("mint: %d %s", code, raw)
+				}
+				for range 2 {
+					if code, _, _ := svctest.Do(b, "GET", base+"/roles", tok.Token, nil); code != 200 {
+						b.Fatalf("use: %d", code)
+					}
+				}
+				t0 := time.Now()
+				if code, _, raw := svctest.Do(b, "DELETE", base+"/tokens/"+tok.ID, f.token, nil); code != 204 {
+					b.Fatalf("revoke: %d %s", code, raw)
+				}
+				revoking += time.Since(t0)
+				if code, _, _ := svctest.Do(b, "GET", base+"/roles", tok.Token, nil); code != 401 {
+					b.Fatalf("revoked token: %d", code)
+				}
+			}
+			b.ReportMetric(float64(revoking.Microseconds())/float64(b.N), "revoke-µs")
+		})
+	}
+}
