@@ -183,3 +183,63 @@ func TestRevocationDropsTheTokenBeforeTheSettledNotice(t *testing.T) {
 		t.Fatalf("%d cached, want the one session", a.CacheLen())
 	}
 }
+
+// A cache whose consumer disappears (deleted, or NATS lost it) forgets
+// every token — it may have missed revocations — keeps none while it has
+// no consumer, and recreates it.
+func TestCacheRecreatesALostConsumer(t *testing.T) {
+	w := svctest.NewNATS(t)
+	id := serveIdentity(t, w.NC)
+	conn, err := w.Connect("auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(conn.Close)
+	a := auth.New(httpx.NewOperator("operator-token"), conn)
+	if err := a.StartCache(context.Background(), auth.CacheConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(a.Close)
+	id.set("rst_a", &identityv1.AuthenticateReply{Valid: true, AccountId: "acc_1", TokenId: "tok_1",
+		CacheUntil: timestamppb.New(time.Now().Add(time.Minute))})
+	a.Resolve(context.Background(), "rst_a")
+	if a.CacheLen() != 1 {
+		t.Fatalf("%d cached", a.CacheLen())
+	}
+	consumer := func() string {
+		for ci := range w.JS.ConsumersInfo(eventbus.EventStream("identity")) {
+			if strings.HasPrefix(ci.Name, "auth_") {
+				return ci.Name
+			}
+		}
+		return ""
+	}
+	name := consumer()
+	if err := w.JS.DeleteConsumer(eventbus.EventStream("identity"), name); err != nil {
+		t.Fatal(err)
+	}
+	svctest.Eventually(t, "the cache forgot its tokens", func() bool { return a.CacheLen() == 0 })
+	svctest.Eventually(t, "the consumer recreated", func() bool { return consumer() == name })
+	// Live again: a token is kept, and dropped on its revocation.
+	svctest.Eventually(t, "a token kept again", func() bool {
+		a.Resolve(context.Background(), "rst_a")
+		return a.CacheLen() == 1
+	})
+	settled, err := w.NC.SubscribeSync(eventbus.SettledPrefix + "auth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := &identityv1.ApiTokenRevoked{Meta: &commonv1.EventMeta{EventId: "evt_1", AccountId: "acc_1", CorrelationId: "corr_1"}, TokenId: "tok_1"}
+	msg := nats.NewMsg(eventbus.Subject(ev.ProtoReflect().Descriptor().FullName(), "acc_1"))
+	msg.Header.Set(eventbus.HeaderType, string(ev.ProtoReflect().Descriptor().FullName()))
+	msg.Data, _ = proto.Marshal(ev)
+	if _, err := w.JS.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := settled.NextMsg(10 * time.Second); err != nil {
+		t.Fatalf("no settled notice from the recreated consumer: %v", err)
+	}
+	if a.CacheLen() != 0 {
+		t.Fatal("the recreated consumer did not drop the revoked token")
+	}
+}
