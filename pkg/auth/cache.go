@@ -74,7 +74,7 @@ const (
 	defaultTTL       = 30 * time.Second
 	defaultSize      = 10_000
 	defaultInactive  = 10 * time.Second
-	consumerHearbeat = time.Second
+	consumerHeartbeat = time.Second
 	// settleService names the cache in Settled subjects (roster.settled.auth).
 	settleService = "auth"
 )
@@ -423,7 +423,7 @@ func (iv *invalidator) start(ctx context.Context) (jetstream.ConsumeContext, err
 		return nil, err
 	}
 	cc, err := cons.Consume(iv.apply,
-		jetstream.PullHeartbeat(consumerHearbeat), jetstream.PullExpiry(5*consumerHearbeat),
+		jetstream.PullHeartbeat(consumerHeartbeat), jetstream.PullExpiry(5*consumerHeartbeat),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			// Events may have been missed: forget everything and keep
 			// nothing until the watcher saw the consumer is still there.
