@@ -99,11 +99,13 @@ func drive(t *testing.T, d *deployment) {
 	began := time.Now()
 	parallel(t, n, workers, func(i int) error { return rosterRound(c, d.mailDir(), i) })
 	t.Logf("roster profile: %d rounds in %v", n, time.Since(began).Round(time.Millisecond))
+	// promote → demote: n rounds spread over one account per worker (the
+	// pairs of one account follow each other).
 	for _, profile := range []string{"atera-msp", "atlan"} {
 		began = time.Now()
-		if err := promoteDemote(c, profile, n); err != nil {
-			t.Fatalf("%s: %v", profile, err)
-		}
+		parallel(t, workers, workers, func(w int) error {
+			return promoteDemote(c, profile, w, (n+workers-1-w)/workers)
+		})
 		t.Logf("%s: promote → demote %d times in %v", profile, n, time.Since(began).Round(time.Millisecond))
 	}
 }
@@ -310,17 +312,18 @@ func rosterRound(c *httpClient, mailDir string, i int) error {
 // promoteDemote: on one account of profile, a second admin-to-be logs in
 // once; then n times, promote one of the two and at once demote the other
 // — never refused as the last admin (I-9).
-func promoteDemote(c *httpClient, profile string, n int) error {
+func promoteDemote(c *httpClient, profile string, w, n int) error {
 	plan, member, req := "growth", "Beginner", "role"
 	if profile == "atlan" {
 		plan, member, req = "premier", "Member", "base_role"
 	}
-	acc, err := c.createAccount(profile, plan, 3, "first@"+profile+".test")
+	first := fmt.Sprintf("first%d@%s.test", w, profile)
+	acc, err := c.createAccount(profile, plan, 3, first)
 	if err != nil {
 		return err
 	}
 	base := "/v1/accounts/" + acc.id
-	body := tech("second", 0, member)
+	body := tech("second", w, member)
 	if profile == "atlan" {
 		delete(body, "role")
 		body[req] = member
@@ -331,11 +334,11 @@ func promoteDemote(c *httpClient, profile string, n int) error {
 	}
 	// atera: roles change only after a first login, the first
 	// admin's too; atlan: the login accepts the invitation.
-	if _, err := c.firstLogin(acc, second, "second0@rw.test"); err != nil {
+	if _, err := c.firstLogin(acc, second, fmt.Sprintf("second%d@rw.test", w)); err != nil {
 		return err
 	}
 	if profile != "atlan" {
-		if _, err := c.firstLogin(acc, acc.adminID, "first@"+profile+".test"); err != nil {
+		if _, err := c.firstLogin(acc, acc.adminID, first); err != nil {
 			return err
 		}
 	}
