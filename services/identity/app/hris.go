@@ -68,6 +68,19 @@ type HRISEmployee struct {
 	EndUserID    string
 	MappedRole   string
 	AttributesAt time.Time
+	// AttributesDelivery is the delivery that set them (its id grows with
+	// the order deliveries arrived in).
+	AttributesDelivery string
+}
+
+// newerThan reports whether delivery d comes after the one that last set
+// emp's attributes: by the time the HRIS stamped its event, then, for the
+// same time, by the order the deliveries arrived in.
+func (d Delivery) newerThan(emp HRISEmployee) bool {
+	if !d.OccurredAt.Equal(emp.AttributesAt) {
+		return d.OccurredAt.After(emp.AttributesAt)
+	}
+	return d.ID > emp.AttributesDelivery
 }
 
 // Termination is a disable scheduled for an effective date.
@@ -603,7 +616,12 @@ func (x *Directory) decide(ctx context.Context, d Delivery) (outcome, error) {
 	}
 	switch d.Type {
 	case domain.EmployeeHired:
-		if known && emp.Kind == domain.MapTechnician && d.OccurredAt.After(emp.AttributesAt) {
+		if known && emp.AttributesDelivery == d.ID {
+			// This very hire, retried after a crash: its steps are keyed by
+			// the delivery id and find their first results.
+			return x.hire(ctx, d, m)
+		}
+		if known && emp.Kind == domain.MapTechnician && d.newerThan(emp) {
 			return x.rehire(ctx, d, emp, m)
 		}
 		if known && emp.Kind != domain.MapIgnore {
@@ -644,7 +662,8 @@ func ruleName(i int) string {
 func (x *Directory) hire(ctx context.Context, d Delivery, m domain.Mapping) (outcome, error) {
 	e := d.Event.Employee
 	target, rule := m.Decide(e)
-	emp := HRISEmployee{AccountID: d.AccountID, EmployeeID: e.ID, Kind: target.Kind, MappedRole: target.Role, AttributesAt: d.OccurredAt}
+	emp := HRISEmployee{AccountID: d.AccountID, EmployeeID: e.ID, Kind: target.Kind, MappedRole: target.Role, AttributesAt: d.OccurredAt,
+		AttributesDelivery: d.ID}
 	save := func(tx *sql.Tx) error {
 		if err := x.Store.SaveHRISEmployee(ctx, tx, emp); err != nil {
 			return err
@@ -781,12 +800,12 @@ func (x *Directory) rehire(ctx context.Context, d Delivery, emp HRISEmployee, m 
 // newer than the last one applied for the employee; an older one changes
 // nothing (out-of-order delivery).
 func (x *Directory) update(ctx context.Context, d Delivery, emp HRISEmployee, m domain.Mapping) (outcome, error) {
-	if !d.OccurredAt.After(emp.AttributesAt) {
+	if emp.AttributesDelivery != d.ID && !d.newerThan(emp) {
 		return outcome{status: domain.DeliverySkipped, technicianID: emp.TechnicianID, endUserID: emp.EndUserID,
 			reason: "skipped: an event of this employee that occurred later (" + emp.AttributesAt.Format(time.RFC3339) + ") was applied already"}, nil
 	}
 	e := d.Event.Employee
-	emp.AttributesAt = d.OccurredAt
+	emp.AttributesAt, emp.AttributesDelivery = d.OccurredAt, d.ID
 	switch emp.Kind {
 	case domain.MapTechnician:
 		p := domain.Patch{}
