@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"roster.dev/pkg/eventbus"
@@ -172,8 +174,9 @@ type Directory struct {
 	// the import processor when an import does.
 	wake, importWake chan struct{}
 	// retryAt: when a delivery that failed transiently may be tried again
-	// (only the HRIS processor's goroutine touches it; a restart tries
-	// at once).
+	// (the HRIS processor's workers share it under retryMu; a restart
+	// tries at once).
+	retryMu sync.Mutex
 	retryAt map[string]time.Time
 }
 
@@ -477,10 +480,20 @@ func hrisRetryAfter(attempts int) time.Duration {
 	return min(time.Second<<min(attempts-1, 10), time.Minute)
 }
 
-// ProcessPending applies the pending deliveries, oldest event first.
+// hrisWorkers is how many employees' deliveries are processed at once;
+// one employee's are processed one after the other, in order (H-1).
+const hrisWorkers = 16
+
+// hrisBatch is how many pending deliveries one pass reads.
+const hrisBatch = 256
+
+// ProcessPending applies the pending deliveries, oldest event first: those
+// of different employees in parallel (hrisWorkers at a time), those of one
+// employee in order — a delivery that stays pending (a transient failure)
+// holds back the employee's later ones until it is retried (issue 18).
 func (x *Directory) ProcessPending(ctx context.Context) {
 	for ctx.Err() == nil {
-		ds, err := x.Store.PendingDeliveries(ctx, 50)
+		ds, err := x.Store.PendingDeliveries(ctx, hrisBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				x.Log.ErrorContext(ctx, "hris: pending deliveries", "err", err)
@@ -490,22 +503,47 @@ func (x *Directory) ProcessPending(ctx context.Context) {
 		if len(ds) == 0 {
 			return
 		}
-		progress := false
+		var order []string
+		byEmployee := map[string][]Delivery{}
 		for _, d := range ds {
-			if ctx.Err() != nil {
-				return
+			k := d.AccountID + "\x00" + d.EmployeeID
+			if _, ok := byEmployee[k]; !ok {
+				order = append(order, k)
 			}
-			if at, ok := x.retryAt[d.ID]; ok && time.Now().Before(at) {
-				continue // waiting after a transient failure
-			}
-			if ok := x.processDelivery(ctx, d); ok {
-				progress = true
-			}
+			byEmployee[k] = append(byEmployee[k], d)
 		}
-		if !progress {
+		var progress atomic.Bool
+		sem := make(chan struct{}, hrisWorkers)
+		var wg sync.WaitGroup
+		for _, k := range order {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(ds []Delivery) {
+				defer func() { <-sem; wg.Done() }()
+				for _, d := range ds {
+					if ctx.Err() != nil || x.waitingRetry(d.ID) {
+						return
+					}
+					if !x.processDelivery(ctx, d) {
+						return
+					}
+					progress.Store(true)
+				}
+			}(byEmployee[k])
+		}
+		wg.Wait()
+		if !progress.Load() {
 			return
 		}
 	}
+}
+
+// waitingRetry reports a delivery waiting after a transient failure.
+func (x *Directory) waitingRetry(id string) bool {
+	x.retryMu.Lock()
+	defer x.retryMu.Unlock()
+	at, ok := x.retryAt[id]
+	return ok && time.Now().Before(at)
 }
 
 // outcome is what processing a delivery decided; apply runs in the
@@ -539,7 +577,9 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	ctx = eventbus.WithActor(ctx, &commonv1.Actor{Type: commonv1.ActorType_ACTOR_TYPE_HRIS, Id: d.Source})
 	ctx = eventbus.WithCorrelation(ctx, d.ID)
 	log := x.Log.With("account_id", d.AccountID, "delivery_id", d.ID, "employee_id", d.EmployeeID)
+	x.retryMu.Lock()
 	delete(x.retryAt, d.ID)
+	x.retryMu.Unlock()
 	o, err := x.decide(ctx, d)
 	if err == nil {
 		err = x.record(ctx, d, o)
@@ -553,7 +593,9 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	}
 	d.Attempts++
 	if d.Attempts < maxAttempts {
+		x.retryMu.Lock()
 		x.retryAt[d.ID] = time.Now().Add(hrisRetryAfter(d.Attempts))
+		x.retryMu.Unlock()
 		log.WarnContext(ctx, "hris: delivery not processed; retried", "err", err, "attempts", d.Attempts)
 		_ = x.DB.InTx(ctx, func(tx *sql.Tx) error { return x.Store.SaveDeliveryOutcome(ctx, tx, d) })
 		return false
