@@ -103,7 +103,9 @@ func TestWriteAnswersPendingAtTheDeadline(t *testing.T) {
 	id := svctest.StartBus(t, eventbus.Config{Service: "identity", DB: idDB, Connect: w.Connect}, nil)
 	sbDB := openDB(t, "", w.Dir, "seatbilling")
 	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: sbDB, Connect: w.Connect, RetryBackoff: time.Hour}, func(b *eventbus.Bus) {
-		eventbus.On(b, func(context.Context, *sql.Tx, *identityv1.TechnicianCreated) error { return errors.New("seatbilling is failing") })
+		eventbus.On(b, func(context.Context, *sql.Tx, *identityv1.TechnicianCreated) error {
+			return errors.New("seatbilling is failing")
+		})
 	})
 	nc, err := w.Connect("settle")
 	if err != nil {
