@@ -8,11 +8,12 @@ NATS_SERVER := $(shell command -v nats-server || echo $$($(GO) env GOPATH)/bin/n
 # Every module of the workspace (go.work). The black-box tests of
 # services/roster are the longest package: first, so that the others run
 # beside it.
-PKGS  := roster.dev/services/roster/... roster.dev/pkg/... roster.dev/proto/... \
+PKGS  := roster.dev/services/roster roster.dev/services/roster/cmd/... roster.dev/services/roster/console/... \
+         roster.dev/pkg/... roster.dev/proto/... \
          roster.dev/services/identity/... roster.dev/services/seatbilling/... \
          roster.dev/services/rolepolicy/... roster.dev/services/audit/... roster.dev/deploy/...
 
-.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench cluster-test
+.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench cluster-test consistency
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -27,7 +28,18 @@ build:
 ## nats-server v2.15.2 for the cluster fault test's short mode)
 test: vet $(NATS_SERVER)
 	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
+	$(MAKE) --no-print-directory consistency
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
+
+## consistency: the read-your-writes suite (issue 18) — every write→read
+## pair of the contract CONSISTENCY_N times with no pause, against `roster
+## serve` and against the four services as separate processes on NATS and
+## PostgreSQL. Without the race detector: it drives thousands of requests
+## through the real binaries (docs/architecture.md "Read-your-writes").
+CONSISTENCY_N ?= 200
+consistency: $(NATS_SERVER)
+	ROSTER_CONSISTENCY_N=$(CONSISTENCY_N) PATH="$(dir $(NATS_SERVER)):$$PATH" \
+	  $(GO) test -count=1 -timeout 8m -v roster.dev/services/roster/consistency
 
 ## fuzz: fuzz each parser target for FUZZTIME (default 30s; `make test`
 ## gives each 1s, the seed corpora run in every go test)

@@ -446,6 +446,13 @@ func Settle(ctx context.Context) bool {
 	if !s.w.settle(ctx, s.wt, s.t, s.deadline) {
 		s.timedOut = true
 		settleTimeouts.Inc()
+		s.w.mu.Lock()
+		var missing []string
+		for k := range s.wt.pending {
+			missing = append(missing, k.consumer+"/"+k.event)
+		}
+		s.w.mu.Unlock()
+		s.w.log.Warn("a write answers before its effects are applied", "correlation_id", s.wt.corr, "waiting_for", missing)
 		return false
 	}
 	return true

@@ -61,6 +61,13 @@ type DB struct {
 	// afterCommit holds, per transaction that InTx runs, the functions to
 	// run once it committed (AfterCommit).
 	afterCommit sync.Map // *sql.Tx → *[]func()
+	// writer, on SQLite, lets one InTx transaction at a time take a
+	// connection: SQLite has one writer anyway, and a transaction waiting
+	// for the write lock while holding a pooled connection starves the
+	// holder of the lock when it reads through the pool (all connections
+	// taken by waiters: a deadlock until busy_timeout, found by the
+	// consistency suite, issue 18).
+	writer chan struct{}
 }
 
 var serviceName = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
@@ -115,7 +122,7 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 		db.Close()
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
-	return &DB{DB: db, Dialect: SQLite, Service: cfg.Service}, nil
+	return &DB{DB: db, Dialect: SQLite, Service: cfg.Service, writer: make(chan struct{}, 1)}, nil
 }
 
 func openPostgres(ctx context.Context, cfg Config) (*DB, error) {
@@ -201,6 +208,14 @@ func (db *DB) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 }
 
 func (db *DB) inTx(ctx context.Context, fn func(*sql.Tx) error) (err error) {
+	if db.writer != nil {
+		select {
+		case db.writer <- struct{}{}:
+		case <-ctx.Done():
+			return fmt.Errorf("store: begin: %w", ctx.Err())
+		}
+		defer func() { <-db.writer }()
+	}
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("store: begin: %w", err)

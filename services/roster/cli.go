@@ -145,8 +145,8 @@ func Serve(ctx context.Context, cfg Config, services []svc.Service, stdout, stde
 		DataDir: cfg.Data, HTTP: cfg.HTTP, NATSListen: natsListen, NATSURL: cfg.NATSURL,
 		DB: cfg.DB, OperatorToken: token, Log: log, Mail: cfg.Mail, PublicURL: cfg.PublicURL,
 		AuditMaxAge: cfg.AuditRetention, AuditMaxBytes: cfg.AuditMaxBytes, StreamReplicas: cfg.StreamReplicas,
-		AckWait: cfg.AckWait,
-		Routes:  console.Mount, // the web console at / (issue 12)
+		AckWait: cfg.AckWait, SettleTimeout: cfg.SettleTimeout,
+		Routes: console.Mount, // the web console at / (issue 12)
 	}, services...)
 	if err != nil {
 		return err

@@ -43,6 +43,10 @@ type Config struct {
 	// AckWait is how long JetStream leaves an event with a consumer that
 	// took it and died before redelivering it (pkg/eventbus).
 	AckWait time.Duration
+	// SettleTimeout bounds how long a write waits for its effects in the
+	// other services before answering (docs/architecture.md
+	// "Read-your-writes").
+	SettleTimeout time.Duration
 }
 
 func (c *Config) bind(fs *pflag.FlagSet) {
@@ -59,6 +63,7 @@ func (c *Config) bind(fs *pflag.FlagSet) {
 	fs.DurationVar(&c.AuditRetention, "audit-retention", 30*24*time.Hour, "how long the public audit stream keeps records (0: forever); the audit log itself keeps everything")
 	fs.Int64Var(&c.AuditMaxBytes, "audit-max-bytes", 0, "size cap of the public audit stream in bytes, oldest records dropped first (0: none)")
 	fs.DurationVar(&c.AckWait, "ack-wait", 30*time.Second, "how long an event delivered to a process that died stays with it before another process gets it (1s to 10m); longer than the slowest event handler")
+	fs.DurationVar(&c.SettleTimeout, "settle-timeout", 10*time.Second, "how long a write request waits for the services that derive state from it before it answers anyway, with Roster-Consistency: pending (100ms to 5m)")
 	fs.IntVar(&c.StreamReplicas, "stream-replicas", 1, "replica count of the JetStream streams Roster creates or updates: 1 to 5, more than 1 only with --nats-url (3 on a 3-node cluster)")
 }
 
@@ -94,6 +99,9 @@ func (c *Config) validate() error {
 	}
 	if c.AckWait < time.Second || c.AckWait > 10*time.Minute {
 		return fmt.Errorf("--ack-wait must be 1s to 10m, got %v", c.AckWait)
+	}
+	if c.SettleTimeout < 100*time.Millisecond || c.SettleTimeout > 5*time.Minute {
+		return fmt.Errorf("--settle-timeout must be 100ms to 5m, got %v", c.SettleTimeout)
 	}
 	if c.StreamReplicas < 1 || c.StreamReplicas > 5 {
 		return fmt.Errorf("--stream-replicas must be 1 to 5 (JetStream's limit), got %d", c.StreamReplicas)

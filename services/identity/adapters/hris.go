@@ -213,8 +213,8 @@ func (s Store) RequeueHeld(ctx context.Context, tx *sql.Tx, accountID, employeeI
 func (s Store) HRISEmployee(ctx context.Context, q app.Querier, accountID, employeeID string) (app.HRISEmployee, error) {
 	e := app.HRISEmployee{AccountID: accountID, EmployeeID: employeeID}
 	var at string
-	err := q.QueryRowContext(ctx, `SELECT kind, technician_id, end_user_id, mapped_role, attributes_at FROM hris_employees
-		WHERE account_id = $1 AND employee_id = $2`, accountID, employeeID).Scan(&e.Kind, &e.TechnicianID, &e.EndUserID, &e.MappedRole, &at)
+	err := q.QueryRowContext(ctx, `SELECT kind, technician_id, end_user_id, mapped_role, attributes_at, attributes_delivery FROM hris_employees
+		WHERE account_id = $1 AND employee_id = $2`, accountID, employeeID).Scan(&e.Kind, &e.TechnicianID, &e.EndUserID, &e.MappedRole, &at, &e.AttributesDelivery)
 	if errors.Is(err, sql.ErrNoRows) {
 		return e, app.ErrNotFound
 	}
@@ -226,11 +226,12 @@ func (s Store) HRISEmployee(ctx context.Context, q app.Querier, accountID, emplo
 }
 
 func (s Store) SaveHRISEmployee(ctx context.Context, tx *sql.Tx, e app.HRISEmployee) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO hris_employees (account_id, employee_id, kind, technician_id, end_user_id, mapped_role, attributes_at)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)
+	_, err := tx.ExecContext(ctx, `INSERT INTO hris_employees (account_id, employee_id, kind, technician_id, end_user_id, mapped_role, attributes_at, attributes_delivery)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
 		ON CONFLICT (account_id, employee_id) DO UPDATE SET kind = excluded.kind, technician_id = excluded.technician_id,
-		end_user_id = excluded.end_user_id, mapped_role = excluded.mapped_role, attributes_at = excluded.attributes_at`,
-		e.AccountID, e.EmployeeID, e.Kind, e.TechnicianID, e.EndUserID, e.MappedRole, store.Time(e.AttributesAt))
+		end_user_id = excluded.end_user_id, mapped_role = excluded.mapped_role, attributes_at = excluded.attributes_at,
+		attributes_delivery = excluded.attributes_delivery`,
+		e.AccountID, e.EmployeeID, e.Kind, e.TechnicianID, e.EndUserID, e.MappedRole, store.Time(e.AttributesAt), e.AttributesDelivery)
 	if err != nil {
 		return fmt.Errorf("save hris employee: %w", err)
 	}

@@ -52,10 +52,17 @@ func (s Store) InsertToken(ctx context.Context, tx *sql.Tx, t app.Token) error {
 }
 
 func (s Store) Account(ctx context.Context, id string) (domain.Account, error) {
+	return s.AccountIn(ctx, s.DB, id)
+}
+
+// AccountIn reads the account through q: a transaction reads it through
+// itself, never through the pool (on SQLite the pool may be all taken by
+// writers waiting for the lock the transaction holds).
+func (s Store) AccountIn(ctx context.Context, q app.Querier, id string) (domain.Account, error) {
 	var a domain.Account
 	var price int64
 	var currency, created string
-	err := s.DB.QueryRowContext(ctx, `SELECT id, name, profile, plan, billing_period, seats, price_per_seat, currency, billing_anchor, created_at
+	err := q.QueryRowContext(ctx, `SELECT id, name, profile, plan, billing_period, seats, price_per_seat, currency, billing_anchor, created_at
 		FROM accounts WHERE id = $1`, id).Scan(&a.ID, &a.Name, &a.Profile, &a.Plan, &a.BillingPeriod, &a.Seats, &price, &currency, &a.BillingAnchor, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return a, app.ErrNotFound

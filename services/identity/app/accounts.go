@@ -52,6 +52,7 @@ type Store interface {
 	InsertTechnician(ctx context.Context, tx *sql.Tx, t domain.Technician) error
 	InsertToken(ctx context.Context, tx *sql.Tx, t Token) error
 	Account(ctx context.Context, id string) (domain.Account, error)
+	AccountIn(ctx context.Context, q Querier, id string) (domain.Account, error)
 }
 
 // Emitter writes events to the outbox within a transaction.

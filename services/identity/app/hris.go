@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"roster.dev/pkg/eventbus"
@@ -68,6 +70,19 @@ type HRISEmployee struct {
 	EndUserID    string
 	MappedRole   string
 	AttributesAt time.Time
+	// AttributesDelivery is the delivery that set them (its id grows with
+	// the order deliveries arrived in).
+	AttributesDelivery string
+}
+
+// newerThan reports whether delivery d comes after the one that last set
+// emp's attributes: by the time the HRIS stamped its event, then, for the
+// same time, by the order the deliveries arrived in.
+func (d Delivery) newerThan(emp HRISEmployee) bool {
+	if !d.OccurredAt.Equal(emp.AttributesAt) {
+		return d.OccurredAt.After(emp.AttributesAt)
+	}
+	return d.ID > emp.AttributesDelivery
 }
 
 // Termination is a disable scheduled for an effective date.
@@ -159,8 +174,9 @@ type Directory struct {
 	// the import processor when an import does.
 	wake, importWake chan struct{}
 	// retryAt: when a delivery that failed transiently may be tried again
-	// (only the HRIS processor's goroutine touches it; a restart tries
-	// at once).
+	// (the HRIS processor's workers share it under retryMu; a restart
+	// tries at once).
+	retryMu sync.Mutex
 	retryAt map[string]time.Time
 }
 
@@ -464,10 +480,20 @@ func hrisRetryAfter(attempts int) time.Duration {
 	return min(time.Second<<min(attempts-1, 10), time.Minute)
 }
 
-// ProcessPending applies the pending deliveries, oldest event first.
+// hrisWorkers is how many employees' deliveries are processed at once;
+// one employee's are processed one after the other, in order (H-1).
+const hrisWorkers = 16
+
+// hrisBatch is how many pending deliveries one pass reads.
+const hrisBatch = 256
+
+// ProcessPending applies the pending deliveries, oldest event first: those
+// of different employees in parallel (hrisWorkers at a time), those of one
+// employee in order — a delivery that stays pending (a transient failure)
+// holds back the employee's later ones until it is retried (issue 18).
 func (x *Directory) ProcessPending(ctx context.Context) {
 	for ctx.Err() == nil {
-		ds, err := x.Store.PendingDeliveries(ctx, 50)
+		ds, err := x.Store.PendingDeliveries(ctx, hrisBatch)
 		if err != nil {
 			if ctx.Err() == nil {
 				x.Log.ErrorContext(ctx, "hris: pending deliveries", "err", err)
@@ -477,22 +503,47 @@ func (x *Directory) ProcessPending(ctx context.Context) {
 		if len(ds) == 0 {
 			return
 		}
-		progress := false
+		var order []string
+		byEmployee := map[string][]Delivery{}
 		for _, d := range ds {
-			if ctx.Err() != nil {
-				return
+			k := d.AccountID + "\x00" + d.EmployeeID
+			if _, ok := byEmployee[k]; !ok {
+				order = append(order, k)
 			}
-			if at, ok := x.retryAt[d.ID]; ok && time.Now().Before(at) {
-				continue // waiting after a transient failure
-			}
-			if ok := x.processDelivery(ctx, d); ok {
-				progress = true
-			}
+			byEmployee[k] = append(byEmployee[k], d)
 		}
-		if !progress {
+		var progress atomic.Bool
+		sem := make(chan struct{}, hrisWorkers)
+		var wg sync.WaitGroup
+		for _, k := range order {
+			sem <- struct{}{}
+			wg.Add(1)
+			go func(ds []Delivery) {
+				defer func() { <-sem; wg.Done() }()
+				for _, d := range ds {
+					if ctx.Err() != nil || x.waitingRetry(d.ID) {
+						return
+					}
+					if !x.processDelivery(ctx, d) {
+						return
+					}
+					progress.Store(true)
+				}
+			}(byEmployee[k])
+		}
+		wg.Wait()
+		if !progress.Load() {
 			return
 		}
 	}
+}
+
+// waitingRetry reports a delivery waiting after a transient failure.
+func (x *Directory) waitingRetry(id string) bool {
+	x.retryMu.Lock()
+	defer x.retryMu.Unlock()
+	at, ok := x.retryAt[id]
+	return ok && time.Now().Before(at)
 }
 
 // outcome is what processing a delivery decided; apply runs in the
@@ -526,7 +577,9 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	ctx = eventbus.WithActor(ctx, &commonv1.Actor{Type: commonv1.ActorType_ACTOR_TYPE_HRIS, Id: d.Source})
 	ctx = eventbus.WithCorrelation(ctx, d.ID)
 	log := x.Log.With("account_id", d.AccountID, "delivery_id", d.ID, "employee_id", d.EmployeeID)
+	x.retryMu.Lock()
 	delete(x.retryAt, d.ID)
+	x.retryMu.Unlock()
 	o, err := x.decide(ctx, d)
 	if err == nil {
 		err = x.record(ctx, d, o)
@@ -540,7 +593,9 @@ func (x *Directory) processDelivery(ctx context.Context, d Delivery) bool {
 	}
 	d.Attempts++
 	if d.Attempts < maxAttempts {
+		x.retryMu.Lock()
 		x.retryAt[d.ID] = time.Now().Add(hrisRetryAfter(d.Attempts))
+		x.retryMu.Unlock()
 		log.WarnContext(ctx, "hris: delivery not processed; retried", "err", err, "attempts", d.Attempts)
 		_ = x.DB.InTx(ctx, func(tx *sql.Tx) error { return x.Store.SaveDeliveryOutcome(ctx, tx, d) })
 		return false
@@ -603,7 +658,12 @@ func (x *Directory) decide(ctx context.Context, d Delivery) (outcome, error) {
 	}
 	switch d.Type {
 	case domain.EmployeeHired:
-		if known && emp.Kind == domain.MapTechnician && d.OccurredAt.After(emp.AttributesAt) {
+		if known && emp.AttributesDelivery == d.ID {
+			// This very hire, retried after a crash: its steps are keyed by
+			// the delivery id and find their first results.
+			return x.hire(ctx, d, m)
+		}
+		if known && emp.Kind == domain.MapTechnician && d.newerThan(emp) {
 			return x.rehire(ctx, d, emp, m)
 		}
 		if known && emp.Kind != domain.MapIgnore {
@@ -644,7 +704,8 @@ func ruleName(i int) string {
 func (x *Directory) hire(ctx context.Context, d Delivery, m domain.Mapping) (outcome, error) {
 	e := d.Event.Employee
 	target, rule := m.Decide(e)
-	emp := HRISEmployee{AccountID: d.AccountID, EmployeeID: e.ID, Kind: target.Kind, MappedRole: target.Role, AttributesAt: d.OccurredAt}
+	emp := HRISEmployee{AccountID: d.AccountID, EmployeeID: e.ID, Kind: target.Kind, MappedRole: target.Role, AttributesAt: d.OccurredAt,
+		AttributesDelivery: d.ID}
 	save := func(tx *sql.Tx) error {
 		if err := x.Store.SaveHRISEmployee(ctx, tx, emp); err != nil {
 			return err
@@ -781,12 +842,12 @@ func (x *Directory) rehire(ctx context.Context, d Delivery, emp HRISEmployee, m 
 // newer than the last one applied for the employee; an older one changes
 // nothing (out-of-order delivery).
 func (x *Directory) update(ctx context.Context, d Delivery, emp HRISEmployee, m domain.Mapping) (outcome, error) {
-	if !d.OccurredAt.After(emp.AttributesAt) {
+	if emp.AttributesDelivery != d.ID && !d.newerThan(emp) {
 		return outcome{status: domain.DeliverySkipped, technicianID: emp.TechnicianID, endUserID: emp.EndUserID,
 			reason: "skipped: an event of this employee that occurred later (" + emp.AttributesAt.Format(time.RFC3339) + ") was applied already"}, nil
 	}
 	e := d.Event.Employee
-	emp.AttributesAt = d.OccurredAt
+	emp.AttributesAt, emp.AttributesDelivery = d.OccurredAt, d.ID
 	switch emp.Kind {
 	case domain.MapTechnician:
 		p := domain.Patch{}

@@ -308,7 +308,7 @@ func (p *Plan) add(a domain.Action) {
 // plans every item t owns under the profile's policy, applies the plan to
 // the registry, records it and queues one instruction per affected item.
 func (o *Offboardings) Offboard(ctx context.Context, tx *sql.Tx, t domain.Technician, named string) error {
-	acc, err := o.Store.Account(ctx, t.AccountID)
+	acc, err := o.Store.AccountIn(ctx, tx, t.AccountID)
 	if err != nil {
 		return err
 	}
