@@ -333,3 +333,47 @@ func runChild() int {
 	_ = b.Run(ctx)
 	return 1
 }
+
+// An outbox table created by watermill-sql (offset SERIAL, 32 bits) gets
+// a 64-bit offset, its rows kept.
+func TestInitWidensTheOffsetOfAWatermillTable(t *testing.T) {
+	db := svctest.OpenDB(t, pgtest.DSN(t), t.TempDir(), "identity")
+	ctx := context.Background()
+	if _, err := db.Exec(`CREATE TABLE roster_outbox ("offset" SERIAL PRIMARY KEY, "uuid" VARCHAR(36) NOT NULL,
+		"payload" BYTEA DEFAULT NULL, "metadata" JSON DEFAULT NULL, "acked" BOOLEAN NOT NULL DEFAULT FALSE,
+		"created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT CURRENT_TIMESTAMP)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO roster_outbox (uuid, payload, metadata) VALUES ('kept', '\x00', '{}')`); err != nil {
+		t.Fatal(err)
+	}
+	o := outbox.New(db, nil)
+	for range 2 { // a second start finds it done
+		if err := o.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var col, seq string
+	if err := db.QueryRow(`SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
+		AND table_name = 'roster_outbox' AND column_name = 'offset'`).Scan(&col); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.QueryRow(`SELECT data_type FROM information_schema.sequences WHERE sequence_schema = current_schema()
+		AND sequence_name = 'roster_outbox_offset_seq'`).Scan(&seq); err != nil {
+		t.Fatal(err)
+	}
+	if col != "bigint" || seq != "bigint" {
+		t.Fatalf("offset column %s, sequence %s; want bigint", col, seq)
+	}
+	if _, err := db.Exec(`SELECT setval('roster_outbox_offset_seq', 3000000000)`); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.InTx(ctx, func(tx *sql.Tx) error {
+		return o.Add(tx, "roster.events.identity.acc_test.technician_created", message.NewMessage("big", []byte("x")))
+	}); err != nil {
+		t.Fatalf("a row past 2^31: %v", err)
+	}
+	if n, err := o.Pending(ctx); err != nil || n != 2 {
+		t.Fatalf("%d rows (%v), want the kept one and the new one", n, err)
+	}
+}
