@@ -29,7 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -57,9 +57,11 @@ type Outbox struct {
 	// acknowledgements and the deletion of its rows.
 	afterAck func()
 
-	mu     sync.Mutex
-	insert *stdsql.Stmt // prepared on first Add
+	// insert is insertQuery prepared by Init.
+	insert atomic.Pointer[stdsql.Stmt]
 }
+
+const insertQuery = `INSERT INTO ` + table + ` (uuid, payload, metadata) VALUES ($1, $2, $3)`
 
 // New returns the outbox of db.
 func New(db *store.DB, log *slog.Logger) *Outbox {
@@ -100,7 +102,20 @@ func (o *Outbox) Init(ctx context.Context) error {
 		}
 	}
 	if o.db.Dialect == store.Postgres {
-		return o.widenOffset(ctx)
+		if err := o.widenOffset(ctx); err != nil {
+			return err
+		}
+	}
+	// Prepared here, where no transaction holds a connection: Add, inside
+	// one, could wait forever for a free connection to prepare on.
+	if o.insert.Load() == nil {
+		stmt, err := o.db.PrepareContext(ctx, insertQuery)
+		if err != nil {
+			return fmt.Errorf("outbox: prepare insert: %w", err)
+		}
+		if !o.insert.CompareAndSwap(nil, stmt) {
+			stmt.Close()
+		}
 	}
 	return nil
 }
@@ -145,11 +160,10 @@ func (o *Outbox) Add(tx *stdsql.Tx, subject string, msgs ...*message.Message) er
 	if subject == "" {
 		return errors.New("outbox: a message needs a subject")
 	}
-	stmt, err := o.insertStmt()
-	if err != nil {
-		return err
+	exec := func(args ...any) (stdsql.Result, error) { return tx.Exec(insertQuery, args...) }
+	if stmt := o.insert.Load(); stmt != nil {
+		exec = tx.Stmt(stmt).Exec // prepared once per connection
 	}
-	ins := tx.Stmt(stmt)
 	for _, m := range msgs {
 		payload, err := json.Marshal(envelope{DestinationTopic: subject, UUID: m.UUID, Payload: m.Payload, Metadata: m.Metadata})
 		if err != nil {
@@ -161,28 +175,12 @@ func (o *Outbox) Add(tx *stdsql.Tx, subject string, msgs ...*message.Message) er
 		if len(id) > 36 {
 			id = uuid.NewString()
 		}
-		if _, err := ins.Exec(id, payload, "{}"); err != nil {
+		if _, err := exec(id, payload, "{}"); err != nil {
 			return fmt.Errorf("outbox: add %s to %s: %w", m.UUID, subject, err)
 		}
 	}
 	o.db.AfterCommit(tx, o.Kick)
 	return nil
-}
-
-// insertStmt is the INSERT of one row, prepared once per outbox: Add is
-// on every write's path.
-func (o *Outbox) insertStmt() (*stdsql.Stmt, error) {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if o.insert != nil {
-		return o.insert, nil
-	}
-	stmt, err := o.db.Prepare(`INSERT INTO ` + table + ` (uuid, payload, metadata) VALUES ($1, $2, $3)`)
-	if err != nil {
-		return nil, fmt.Errorf("outbox: prepare insert: %w", err)
-	}
-	o.insert = stmt
-	return stmt, nil
 }
 
 // Kick tells the relay that a transaction holding outbox rows committed:

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"sync"
 	"testing"
 	"time"
 
@@ -376,4 +377,47 @@ func TestInitWidensTheOffsetOfAWatermillTable(t *testing.T) {
 	if n, err := o.Pending(ctx); err != nil || n != 2 {
 		t.Fatalf("%d rows (%v), want the kept one and the new one", n, err)
 	}
+}
+
+// Writers in more concurrent transactions than the pool has connections
+// all add their rows: Add never waits for a connection of its own (it once
+// prepared its statement on one, and the transactions holding them all
+// waited for each other; found by services/audit/adapters' tests).
+func TestConcurrentWritersAdd(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		db := svctest.OpenDB(t, dbURL, t.TempDir(), "identity")
+		o := outbox.New(db, nil)
+		ctx := context.Background()
+		if err := o.Init(ctx); err != nil {
+			t.Fatal(err)
+		}
+		const writers, each = 12, 10
+		errs := make(chan error, writers*each)
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					errs <- db.InTx(ctx, func(tx *sql.Tx) error {
+						return o.Add(tx, "roster.events.identity.acc_test.technician_created", message.NewMessage(fmt.Sprintf("w%d-%d", w, i), []byte("x")))
+					})
+				}
+			})
+		}
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(60 * time.Second):
+			t.Fatal("writers still blocked after 60 s")
+		}
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		if n, err := o.Pending(ctx); err != nil || n != writers*each {
+			t.Fatalf("%d rows (%v), want %d", n, err, writers*each)
+		}
+	})
 }
