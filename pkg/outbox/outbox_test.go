@@ -421,3 +421,43 @@ func TestConcurrentWritersAdd(t *testing.T) {
 		}
 	})
 }
+
+// The relays of two replicas on one outbox table (PostgreSQL, or one
+// SQLite file) send every row of both, each event stored once.
+func TestRelaysOfReplicasShareTheTable(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := svctest.NewNATS(t)
+		var dbs []*store.DB
+		var buses []*eventbus.Bus
+		for range 2 {
+			db := svctest.OpenDB(t, dbURL, w.Dir, "identity")
+			dbs = append(dbs, db)
+			buses = append(buses, startProducer(t, w, db, func(o *outbox.Outbox) { o.BatchSize = 16 }))
+		}
+		const txs, perTx = 10, 20
+		var wg sync.WaitGroup
+		for r := range buses {
+			wg.Go(func() {
+				for i := range txs {
+					var evs []eventbus.Event
+					for j := range perTx {
+						evs = append(evs, technician(fmt.Sprintf("r%d-%d-%d@example.com", r, i, j)))
+					}
+					ctx := context.Background()
+					if err := dbs[r].InTx(ctx, func(tx *sql.Tx) error { return buses[r].Emit(ctx, tx, "acc_test", evs...) }); err != nil {
+						t.Error(err) // not Fatal: this is not the test's goroutine
+						return
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if t.Failed() {
+			return
+		}
+		svctest.Eventually(t, "both outboxes to drain", svctest.OutboxDrained(buses...))
+		if n := svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY"); n != 2*txs*perTx {
+			t.Fatalf("stream holds %d events, want %d", n, 2*txs*perTx)
+		}
+	})
+}
