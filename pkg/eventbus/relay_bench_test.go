@@ -10,20 +10,33 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/svc/svctest"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 )
 
 // BenchmarkEmitToStream measures the producer half of the event path
 // alone: events emitted in a producer's transaction (100 per
-// transaction), relayed from its SQLite outbox to JetStream; an iteration
+// transaction), relayed from its outbox (SQLite, PostgreSQL) to JetStream; an iteration
 // is done when the stream has stored its event (seen on a core NATS
 // subscription of the stream's subjects, so no polling adds to it).
 //
 //	go test -run '^$' -bench EmitToStream -benchtime 5000x roster.dev/pkg/eventbus
 func BenchmarkEmitToStream(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dbURL := ""
+			if backend == "postgres" {
+				dbURL = pgtest.DSN(b)
+			}
+			benchEmitToStream(b, dbURL)
+		})
+	}
+}
+
+func benchEmitToStream(b *testing.B, dbURL string) {
 	w := svctest.NewNATS(b)
-	prod := svctest.StartProducer(b, w, "", "identity")
+	prod := svctest.StartProducer(b, w, dbURL, "identity")
 	seen := subscribeEvents(b, w.NC, "identity")
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 100 {
@@ -56,8 +69,20 @@ func BenchmarkEmitToStream(b *testing.B) {
 //
 //	go test -run '^$' -bench EmitToStreamLatency -benchtime 500x roster.dev/pkg/eventbus
 func BenchmarkEmitToStreamLatency(b *testing.B) {
+	for _, backend := range []string{"sqlite", "postgres"} {
+		b.Run(backend, func(b *testing.B) {
+			dbURL := ""
+			if backend == "postgres" {
+				dbURL = pgtest.DSN(b)
+			}
+			benchEmitToStreamLatency(b, dbURL)
+		})
+	}
+}
+
+func benchEmitToStreamLatency(b *testing.B, dbURL string) {
 	w := svctest.NewNATS(b)
-	prod := svctest.StartProducer(b, w, "", "identity")
+	prod := svctest.StartProducer(b, w, dbURL, "identity")
 	seen := subscribeEvents(b, w.NC, "identity")
 	var relayed time.Duration
 	b.ResetTimer()
