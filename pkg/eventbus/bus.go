@@ -17,6 +17,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -86,7 +87,8 @@ type Bus struct {
 	handlers map[protoreflect.FullName]handler
 	all      map[string]func(ctx context.Context, tx *sql.Tx, ev Event) error // by source service
 
-	pub   *wnats.Publisher
+	// js publishes dead letters.
+	js    jetstream.JetStream
 	ready chan struct{}
 	// settleConn publishes the Settled notices of applied events.
 	settleConn *nats.Conn
@@ -122,7 +124,7 @@ func New(cfg Config) (*Bus, error) {
 		cfg:      cfg,
 		log:      log,
 		wlog:     wlog,
-		outbox:   outbox.New(cfg.DB, wlog),
+		outbox:   outbox.New(cfg.DB, log.With("component", "outbox")),
 		handlers: map[protoreflect.FullName]handler{},
 		all:      map[string]func(context.Context, *sql.Tx, Event) error{},
 		ready:    make(chan struct{}),
@@ -202,27 +204,20 @@ func (b *Bus) Run(ctx context.Context) error {
 	if err := b.Init(ctx); err != nil {
 		return err
 	}
+	// One connection publishes: the outbox relay, dead letters and
+	// Settled notices.
 	pubConn, err := b.cfg.Connect(b.cfg.Service + "-publisher")
 	if err != nil {
 		return fmt.Errorf("eventbus: connect: %w", err)
 	}
-	pub, err := wnats.NewPublisherWithNatsConn(pubConn, wnats.PublisherPublishConfig{
-		Marshaler:         &wnats.NATSMarshaler{},
-		SubjectCalculator: wnats.DefaultSubjectCalculator,
-		// TrackMsgId sets Nats-Msg-Id from the _watermill_message_uuid
-		// header, which NATSMarshaler writes from the message UUID: the event
-		// id, so a republished event falls in the stream's duplicate window.
-		JetStream: wnats.JetStreamConfig{TrackMsgId: true},
-	}, b.wlog)
-	if err != nil {
-		pubConn.Close()
+	defer pubConn.Close()
+	if b.js, err = jetstream.New(pubConn); err != nil {
 		return fmt.Errorf("eventbus: publisher: %w", err)
 	}
-	b.pub = pub
 	b.settleConn = pubConn
-	defer pub.Close()
-
-	relay, err := b.outbox.Relay(countingPublisher{pub, b.cfg.Service})
+	relay, err := b.outbox.Relay(pubConn, func(m *nats.Msg) {
+		published.WithLabelValues(b.cfg.Service, m.Header.Get(HeaderType)).Inc()
+	})
 	if err != nil {
 		return err
 	}
@@ -304,7 +299,6 @@ func (b *Bus) Run(ctx context.Context) error {
 	b.drain(consumerConns)
 	stopRouter()
 	_ = router.Close()
-	_ = relay.Close()
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
@@ -670,7 +664,8 @@ func (b *Bus) publishDeadLetter(consumer string, msg *message.Message, cause err
 	dl.Metadata.Set(HeaderDLError, cause.Error())
 	dl.Metadata.Set(HeaderDLDelivery, strconv.Itoa(delivery))
 	dl.Metadata.Set(HeaderDLTime, time.Now().UTC().Format(time.RFC3339Nano))
-	return b.pub.Publish(DeadLetterPrefix+consumer, dl)
+	_, err := b.js.PublishMsg(context.Background(), outbox.NATSMsg(DeadLetterPrefix+consumer, dl))
+	return err
 }
 
 // deliveryUnmarshaler is watermill-nats's header marshaler plus what the
@@ -741,22 +736,6 @@ func (d backoff) WaitTime(n uint64) time.Duration {
 		w *= 2
 	}
 	return min(w, d.max)
-}
-
-// countingPublisher counts what the relay hands to JetStream.
-type countingPublisher struct {
-	message.Publisher
-	service string
-}
-
-func (p countingPublisher) Publish(topic string, msgs ...*message.Message) error {
-	if err := p.Publisher.Publish(topic, msgs...); err != nil {
-		return err
-	}
-	for _, m := range msgs {
-		published.WithLabelValues(p.service, m.Metadata.Get(HeaderType)).Inc()
-	}
-	return nil
 }
 
 // commitHooks are the functions a handler asked to run once its
