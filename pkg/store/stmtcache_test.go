@@ -231,3 +231,52 @@ func TestStmtCacheAfterSchemaChange(t *testing.T) {
 		t.Fatalf("%d columns after ALTER TABLE, want 3", n)
 	}
 }
+
+// BenchmarkStatements runs statements of the seat path's shape (a primary
+// key read with a subquery, an upsert) inside one transaction, so that no
+// commit's fsync hides their CPU cost, on a connection with and without
+// the statement cache:
+//
+//	go test -run '^$' -bench BenchmarkStatements ./pkg/store/
+func BenchmarkStatements(b *testing.B) {
+	const (
+		read = `SELECT s.name, (SELECT count(*) FROM t r WHERE r.id > s.id AND r.name <> $2)
+			FROM t s WHERE s.id = $1`
+		upsert = `INSERT INTO t (id, name) VALUES ($1, $2)
+			ON CONFLICT (id) DO UPDATE SET name = excluded.name`
+	)
+	for _, cached := range []bool{false, true} {
+		b.Run(fmt.Sprintf("cached=%t", cached), func(b *testing.B) {
+			base, err := sqlite.NewConnector("file:" + filepath.Join(b.TempDir(), "b.db") + "?_txlock=immediate")
+			if err != nil {
+				b.Fatal(err)
+			}
+			var connector driver.Connector = base
+			if cached {
+				connector = stmtCacheConnector{Connector: base, size: stmtCacheSize}
+			}
+			db := sql.OpenDB(connector)
+			defer db.Close()
+			if _, err := db.Exec(`CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT NOT NULL)`); err != nil {
+				b.Fatal(err)
+			}
+			tx, err := db.Begin()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tx.Rollback()
+			i := 0
+			for b.Loop() {
+				i++
+				if _, err := tx.Exec(upsert, i%100, "n"); err != nil {
+					b.Fatal(err)
+				}
+				var name string
+				var n int
+				if err := tx.QueryRow(read, i%100, "x").Scan(&name, &n); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
