@@ -58,9 +58,9 @@ func (s *Store) LockSubscription(ctx context.Context, tx *sql.Tx, accountID stri
 // that hold a seat at now (domain.Reservation.HoldsSeat: held, not a
 // purchase, not expired). Expiry is computed here rather than by a
 // background job: an expired reservation simply stops counting. That count
-// reads the index reservations_held from now on, so it visits the live
-// reservations only, however many seats or past reservations the account
-// has.
+// seeks, in the index reservations_held (account_id, status, expires_at,
+// purchase), the reservations expiring after now: it visits the live ones
+// only, however many seats or past reservations the account has.
 func (s *Store) Occupancy(ctx context.Context, tx *sql.Tx, sub domain.Subscription, now time.Time) (domain.Occupancy, error) {
 	o := domain.Occupancy{Total: sub.Seats}
 	err := tx.QueryRowContext(ctx, `
