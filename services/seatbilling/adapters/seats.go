@@ -191,7 +191,10 @@ func (s *Store) ReleaseSeat(ctx context.Context, tx *sql.Tx, accountID, technici
 	if err != nil {
 		return false, fmt.Errorf("release seat of %s in %s: %w", technicianID, accountID, err)
 	}
-	return true, s.countSeat(ctx, tx, accountID, before, seatState{pending: before.pending})
+	if err := s.countSeat(ctx, tx, accountID, before, seatState{pending: before.pending}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 // AddSeat adds one seat to the subscription's total within tx (S-3).

@@ -56,7 +56,10 @@ func (s *Store) InsertSeat(ctx context.Context, tx *sql.Tx, seat domain.Seat, at
 	if err != nil || !ok {
 		return false, err
 	}
-	return true, s.countSeat(ctx, tx, seat.AccountID, seatState{}, seatState{occupied: seat.Status == domain.SeatOccupied})
+	if err := s.countSeat(ctx, tx, seat.AccountID, seatState{}, seatState{occupied: seat.Status == domain.SeatOccupied}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func inserted(res sql.Result, what string) (bool, error) {
