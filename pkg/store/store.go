@@ -108,10 +108,11 @@ func openSQLite(ctx context.Context, cfg Config) (*DB, error) {
 	q.Add("_pragma", "synchronous(FULL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
-	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	connector, err := sqlite.NewConnector("file:" + path + "?" + q.Encode())
 	if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
 	}
+	db := sql.OpenDB(stmtCacheConnector{Connector: connector, size: stmtCacheSize})
 	max := cfg.MaxConns
 	if max <= 0 {
 		max = 4

@@ -35,14 +35,19 @@ func (s *Store) Seat(ctx context.Context, tx *sql.Tx, accountID, technicianID st
 }
 
 // MarkRemoval records, within tx, that the technician's seat leaves the
-// subscription at the end of the cycle whose last day is date (S-5).
+// subscription at the end of the cycle whose last day is date (S-5). A
+// technician with no seat row changes nothing.
 func (s *Store) MarkRemoval(ctx context.Context, tx *sql.Tx, accountID, technicianID string, date, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE seats SET removal_date = $3, updated_at = $4 WHERE account_id = $1 AND technician_id = $2`,
+	before, found, err := s.seatStateOf(ctx, tx, accountID, technicianID)
+	if err != nil || !found {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE seats SET removal_date = $3, updated_at = $4 WHERE account_id = $1 AND technician_id = $2`,
 		accountID, technicianID, domain.FormatDate(date), store.Time(at))
 	if err != nil {
 		return fmt.Errorf("mark the seat of %s in %s for removal: %w", technicianID, accountID, err)
 	}
-	return nil
+	return s.countSeat(ctx, tx, accountID, before, seatState{occupied: before.occupied, pending: true})
 }
 
 // DueSubscriptions lists the accounts whose stored cycle ended before day
@@ -102,12 +107,16 @@ func (s *Store) DueRemovals(ctx context.Context, tx *sql.Tx, accountID string, t
 // and no longer pending. The row stays, so that a re-enabled technician
 // occupies it again as after a disable.
 func (s *Store) RemoveSeat(ctx context.Context, tx *sql.Tx, accountID, technicianID string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE seats SET status = $3, removal_date = NULL, updated_at = $4 WHERE account_id = $1 AND technician_id = $2`,
+	before, found, err := s.seatStateOf(ctx, tx, accountID, technicianID)
+	if err != nil || !found {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE seats SET status = $3, removal_date = NULL, updated_at = $4 WHERE account_id = $1 AND technician_id = $2`,
 		accountID, technicianID, string(domain.SeatReleased), store.Time(at))
 	if err != nil {
 		return fmt.Errorf("remove the seat of %s in %s: %w", technicianID, accountID, err)
 	}
-	return nil
+	return s.countSeat(ctx, tx, accountID, before, seatState{})
 }
 
 // InsertRenewal records, within tx, that renewal r closed its cycle. It

@@ -52,20 +52,23 @@ func (s *Store) LockSubscription(ctx context.Context, tx *sql.Tx, accountID stri
 	return sub, nil
 }
 
-// Occupancy counts, within tx, the account's occupied seats, the
-// reservations that hold a seat at now (domain.Reservation.HoldsSeat: held,
-// not a purchase, not expired) and the released seats pending removal at
-// cycle end (domain.Occupancy.Leaving, S-5). Expiry is computed here rather
-// than by a background job: an expired reservation simply stops counting.
+// Occupancy reads, within tx, the account's occupied seats and the
+// released seats pending removal at cycle end (domain.Occupancy.Leaving,
+// S-5) from its counters (seat_counters.go), and counts the reservations
+// that hold a seat at now (domain.Reservation.HoldsSeat: held, not a
+// purchase, not expired). Expiry is computed here rather than by a
+// background job: an expired reservation simply stops counting. That count
+// seeks, in the index reservations_held (account_id, status, expires_at,
+// purchase), the reservations expiring after now: it visits the live ones
+// only, however many seats or past reservations the account has.
 func (s *Store) Occupancy(ctx context.Context, tx *sql.Tx, sub domain.Subscription, now time.Time) (domain.Occupancy, error) {
 	o := domain.Occupancy{Total: sub.Seats}
 	err := tx.QueryRowContext(ctx, `
-		SELECT
-			(SELECT count(*) FROM seats WHERE account_id = $1 AND status = $2),
-			(SELECT count(*) FROM reservations
-				WHERE account_id = $1 AND status = $3 AND purchase = 0 AND expires_at > $4),
-			(SELECT count(*) FROM seats WHERE account_id = $1 AND status <> $2 AND removal_date IS NOT NULL)`,
-		sub.AccountID, string(domain.SeatOccupied), string(domain.ReservationHeld), store.Time(now)).Scan(&o.Occupied, &o.Held, &o.Leaving)
+		SELECT s.seats_occupied, s.seats_leaving,
+			(SELECT count(*) FROM reservations r
+				WHERE r.account_id = s.account_id AND r.status = $2 AND r.expires_at > $3 AND r.purchase = 0)
+		FROM subscriptions s WHERE s.account_id = $1`,
+		sub.AccountID, string(domain.ReservationHeld), store.Time(now)).Scan(&o.Occupied, &o.Leaving, &o.Held)
 	if err != nil {
 		return domain.Occupancy{}, fmt.Errorf("count seats of %s: %w", sub.AccountID, err)
 	}
@@ -156,9 +159,14 @@ func (s *Store) SeatStatus(ctx context.Context, tx *sql.Tx, accountID, technicia
 }
 
 // OccupySeat makes the technician occupy a seat within tx: a new row, or
-// the technician's released seat taken again (a re-enable).
+// the technician's released seat taken again (a re-enable), its pending
+// removal kept.
 func (s *Store) OccupySeat(ctx context.Context, tx *sql.Tx, accountID, technicianID string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `
+	before, _, err := s.seatStateOf(ctx, tx, accountID, technicianID)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `
 		INSERT INTO seats (account_id, technician_id, status, assigned_at, updated_at)
 		VALUES ($1, $2, $3, $4, $4)
 		ON CONFLICT (account_id, technician_id) DO UPDATE SET
@@ -167,24 +175,26 @@ func (s *Store) OccupySeat(ctx context.Context, tx *sql.Tx, accountID, technicia
 	if err != nil {
 		return fmt.Errorf("occupy seat of %s in %s: %w", technicianID, accountID, err)
 	}
-	return nil
+	return s.countSeat(ctx, tx, accountID, before, seatState{occupied: true, pending: before.pending})
 }
 
-// ReleaseSeat frees the technician's occupied seat within tx (S-4). It
-// reports false, changing nothing, when the technician occupies none.
+// ReleaseSeat frees the technician's occupied seat within tx (S-4), its
+// pending removal kept. It reports false, changing nothing, when the
+// technician occupies none.
 func (s *Store) ReleaseSeat(ctx context.Context, tx *sql.Tx, accountID, technicianID string, at time.Time) (bool, error) {
-	res, err := tx.ExecContext(ctx, `
-		UPDATE seats SET status = $3, updated_at = $4
-		WHERE account_id = $1 AND technician_id = $2 AND status = $5`,
-		accountID, technicianID, string(domain.SeatReleased), store.Time(at), string(domain.SeatOccupied))
+	before, _, err := s.seatStateOf(ctx, tx, accountID, technicianID)
+	if err != nil || !before.occupied {
+		return false, err
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE seats SET status = $3, updated_at = $4 WHERE account_id = $1 AND technician_id = $2`,
+		accountID, technicianID, string(domain.SeatReleased), store.Time(at))
 	if err != nil {
 		return false, fmt.Errorf("release seat of %s in %s: %w", technicianID, accountID, err)
 	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("release seat of %s in %s: %w", technicianID, accountID, err)
+	if err := s.countSeat(ctx, tx, accountID, before, seatState{pending: before.pending}); err != nil {
+		return false, err
 	}
-	return n == 1, nil
+	return true, nil
 }
 
 // AddSeat adds one seat to the subscription's total within tx (S-3).

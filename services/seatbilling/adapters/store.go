@@ -52,7 +52,14 @@ func (s *Store) InsertSeat(ctx context.Context, tx *sql.Tx, seat domain.Seat, at
 	if err != nil {
 		return false, fmt.Errorf("insert seat of %s in %s: %w", seat.TechnicianID, seat.AccountID, err)
 	}
-	return inserted(res, "seat of "+seat.TechnicianID)
+	ok, err := inserted(res, "seat of "+seat.TechnicianID)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := s.countSeat(ctx, tx, seat.AccountID, seatState{}, seatState{occupied: seat.Status == domain.SeatOccupied}); err != nil {
+		return false, err
+	}
+	return true, nil
 }
 
 func inserted(res sql.Result, what string) (bool, error) {
@@ -64,8 +71,8 @@ func inserted(res sql.Result, what string) (bool, error) {
 }
 
 // Subscription returns the account's subscription and how its seats are
-// taken, read in one statement so they agree. It returns domain.ErrNotFound
-// when the account has none.
+// taken (its counters, seat_counters.go), read in one statement so they
+// agree. It returns domain.ErrNotFound when the account has none.
 func (s *Store) Subscription(ctx context.Context, accountID string) (domain.Subscription, domain.SeatCount, error) {
 	var (
 		sub                        domain.Subscription
@@ -75,11 +82,9 @@ func (s *Store) Subscription(ctx context.Context, accountID string) (domain.Subs
 	err := s.db.QueryRowContext(ctx, `
 		SELECT s.account_id, s.profile, s.plan, s.billing_period, s.billing_anchor,
 			s.unit_price, s.currency, s.seats_total, s.cycle_start, s.cycle_end,
-			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.status = $2),
-			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.status <> $2 AND t.removal_date IS NOT NULL),
-			(SELECT count(*) FROM seats t WHERE t.account_id = s.account_id AND t.removal_date IS NOT NULL)
+			s.seats_occupied, s.seats_leaving, s.seats_pending_removal
 		FROM subscriptions s
-		WHERE s.account_id = $1`, accountID, string(domain.SeatOccupied)).Scan(
+		WHERE s.account_id = $1`, accountID).Scan(
 		&sub.AccountID, &sub.Profile, &sub.Plan, &period, &anchor,
 		&sub.UnitPrice.Amount, &sub.UnitPrice.Currency, &sub.Seats, &start, &end, &c.Occupied, &c.Leaving, &c.Pending)
 	if errors.Is(err, sql.ErrNoRows) {
