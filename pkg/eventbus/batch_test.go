@@ -10,7 +10,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/proto"
+
 	"roster.dev/pkg/eventbus"
+	"roster.dev/pkg/inbox"
 	"roster.dev/pkg/svc/svctest"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 )
@@ -125,43 +129,83 @@ func TestBatchWithAPoisonEvent(t *testing.T) {
 	}
 }
 
-// A consumer that ran one event per transaction (a push consumer) and is
-// restarted with Config.Batch goes on where it stopped: nothing applied
-// twice, nothing skipped.
-func TestBatchConsumerTakesOverThePushConsumer(t *testing.T) {
+// An install whose consumer is a push consumer (the versions that consumed
+// through watermill-nats) goes on where it stopped once the pull consumer
+// takes over: the events applied and acked are not delivered again, those
+// applied and not yet acked come again and the inbox drops them, nothing is
+// skipped.
+func TestPullConsumerTakesOverThePushConsumer(t *testing.T) {
 	w := svctest.NewNATS(t)
 	prod := svctest.StartProducer(t, w, "", "identity")
 	consDB := openDB(t, "", w.Dir, "seatbilling")
-	ctx, stop := context.WithCancel(context.Background())
-	b, err := eventbus.New(eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect})
-	if err != nil {
+	name := eventbus.ConsumerName("seatbilling", "identity")
+	if err := inbox.Init(context.Background(), consDB); err != nil {
 		t.Fatal(err)
 	}
-	eventbus.On(b, recordEffect)
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	<-b.Ready()
 	for j := range 30 {
 		prod.Emit(t, "acc_test", technician(fmt.Sprintf("t%02d@example.com", j)))
 	}
-	svctest.Eventually(t, "the first events applied one by one", func() bool { return countEffects(t, consDB, "") == 30 })
-	stop()
-	if err := <-done; err != nil {
+	svctest.Eventually(t, "the first events on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == 30 })
+
+	// The push consumer as the old versions created it; it applied 25
+	// events and acked 20 of them when the service stopped.
+	_, err := w.JS.AddConsumer("ROSTER_IDENTITY", &nats.ConsumerConfig{
+		Durable: name, DeliverSubject: "roster.deliver." + name, DeliverGroup: name,
+		FilterSubject: "roster.events.identity.>", DeliverPolicy: nats.DeliverAllPolicy,
+		AckPolicy: nats.AckExplicitPolicy, AckWait: 30 * time.Second, MaxAckPending: 1024,
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
+	sub, err := w.NC.QueueSubscribeSync("roster.deliver."+name, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for j := range 25 {
+		m, err := sub.NextMsg(10 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev := &identityv1.TechnicianCreated{}
+		if err := proto.Unmarshal(m.Data, ev); err != nil {
+			t.Fatal(err)
+		}
+		err = consDB.InTx(context.Background(), func(tx *sql.Tx) error {
+			if _, err := inbox.Claim(context.Background(), tx, name, ev.GetMeta().GetEventId()); err != nil {
+				return err
+			}
+			return recordEffect(context.Background(), tx, ev)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if j < 20 {
+			if err := m.AckSync(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+
 	for j := 30; j < 80; j++ {
 		prod.Emit(t, "acc_test", technician(fmt.Sprintf("t%02d@example.com", j)))
 	}
 	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 32}, func(b *eventbus.Bus) {
 		eventbus.On(b, recordEffect)
 	})
-	svctest.Eventually(t, "the rest applied in batches", func() bool { return countEffects(t, consDB, "") >= 80 })
+	svctest.Eventually(t, "the rest applied", func() bool { return countEffects(t, consDB, "") >= 80 })
 	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
 	if n := countEffects(t, consDB, ""); n != 80 {
 		t.Fatalf("%d effects, want 80", n)
 	}
-	info, err := w.JS.ConsumerInfo("ROSTER_IDENTITY", "seatbilling_from_identity")
+	info, err := w.JS.ConsumerInfo("ROSTER_IDENTITY", name)
 	if err != nil || info.Config.DeliverSubject != "" {
 		t.Fatalf("consumer after the takeover: %+v %v, want a pull consumer", info, err)
+	}
+	if info.Delivered.Stream != 80 || info.Delivered.Consumer != 60 {
+		t.Fatalf("the pull consumer delivered %d events up to stream sequence %d, want the 60 after the 20 acked",
+			info.Delivered.Consumer, info.Delivered.Stream)
 	}
 }

@@ -29,6 +29,10 @@ var (
 		Name: "roster_event_batches_split_total",
 		Help: "Batches whose transaction failed, so their events were applied one by one (Config.Batch).",
 	}, []string{"service", "consumer"})
+	heldBack = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "roster_events_held_total",
+		Help: "Deliveries handed back to come after an earlier event of their technician that failed (order.go).",
+	}, []string{"service", "consumer"})
 )
 
 // lagCollector reports, at scrape time, how many events each consumer of

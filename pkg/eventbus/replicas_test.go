@@ -41,7 +41,7 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 		})
 		name := eventbus.ConsumerName("seatbilling", "identity")
 		info, err := w.JS.ConsumerInfo("ROSTER_IDENTITY", name)
-		if err != nil || info.Config.DeliverGroup != name || info.Config.DeliverSubject != eventbus.DeliverPrefix+name {
+		if err != nil || info.Config.Durable != name || info.Config.DeliverSubject != "" {
 			t.Fatalf("the shared consumer: %+v %v", info, err)
 		}
 

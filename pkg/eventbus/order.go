@@ -1,0 +1,101 @@
+package eventbus
+
+import (
+	"time"
+
+	"google.golang.org/protobuf/reflect/protoreflect"
+)
+
+// Per-technician order within a consumer (issue 18, docs/reliability.md).
+// The stream holds one technician's events in the order identity committed
+// them, and a consumer applies a batch in stream order. What could reorder
+// them is a failure: the failed event is redelivered after a backoff while
+// the events behind it go on. So a failed event holds back the later
+// events of its technician — only those — until it is applied or
+// dead-lettered: they are handed back (Nak) to come again just after it.
+// Each held event still gets its last delivery tried, so holding never
+// dead-letters an event untried. The hold lives in the consumer's memory and
+// ends on its own soon after the failed event was due again (it may have gone
+// to another replica, or the process restarted); across replicas and
+// crashes the handlers' own per-technician guard is what keeps the order
+// (docs/architecture.md "Per-account ordering").
+type order struct {
+	blocked map[string]*blocker // by orderKey
+}
+
+// blocker is the failed event that holds back its technician's later
+// events: its stream sequence, when it is due again, and whether the batch
+// in hand carries it (then the events behind it in the batch go on).
+type blocker struct {
+	seq    uint64
+	due    time.Time
+	expiry time.Time
+	inHand bool
+}
+
+// heldMargin is how long after its blocker a held event comes again.
+const heldMargin = 20 * time.Millisecond
+
+func newOrder() *order { return &order{blocked: map[string]*blocker{}} }
+
+// orderKey is the technician an event is about (account and
+// technician_id), or "" for an event of no technician, which is not held.
+func orderKey(d decoded) string {
+	fd := d.ev.ProtoReflect().Descriptor().Fields().ByName("technician_id")
+	if fd == nil || fd.Kind() != protoreflect.StringKind {
+		return ""
+	}
+	id := d.ev.ProtoReflect().Get(fd).String()
+	if id == "" {
+		return ""
+	}
+	return d.meta.GetAccountId() + "/" + id
+}
+
+// block records that dv failed and comes again after delay.
+func (o *order) block(dv *delivery, delay time.Duration) {
+	if dv.key == "" {
+		return
+	}
+	now := time.Now()
+	due := now.Add(delay)
+	b := o.blocked[dv.key]
+	if b != nil && now.Before(b.expiry) && b.seq < dv.seq {
+		// An earlier event of the technician still holds it back.
+		if due.After(b.due) {
+			b.due = due
+		}
+		b.inHand = false
+		b.expiry = b.due.Add(max(time.Second, delay))
+		return
+	}
+	o.blocked[dv.key] = &blocker{seq: dv.seq, due: due, expiry: due.Add(max(time.Second, delay))}
+}
+
+// done records that dv was applied or dead-lettered.
+func (o *order) done(dv *delivery) {
+	if b := o.blocked[dv.key]; b != nil && b.seq == dv.seq {
+		delete(o.blocked, dv.key)
+	}
+}
+
+// wait reports whether dv must wait behind its technician's failed event,
+// and for how long. An event on its last delivery never waits.
+func (o *order) wait(dv *delivery, maxDeliver uint64) (time.Duration, bool) {
+	b := o.blocked[dv.key]
+	if dv.key == "" || b == nil {
+		return 0, false
+	}
+	now := time.Now()
+	switch {
+	case now.After(b.expiry):
+		delete(o.blocked, dv.key)
+		return 0, false
+	case dv.seq == b.seq:
+		b.inHand = true
+		return 0, false
+	case dv.seq < b.seq, b.inHand, dv.n >= maxDeliver:
+		return 0, false
+	}
+	return max(b.due.Sub(now), 0) + heldMargin, true
+}
