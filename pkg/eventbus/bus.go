@@ -151,11 +151,16 @@ func OnAll(b *Bus, source string, fn Handler[Event]) {
 	b.all[source] = func(ctx context.Context, tx *sql.Tx, ev Event) error { return fn(ctx, tx, ev) }
 }
 
-// Emit stamps events (Stamp) and writes them to the outbox within tx; they
+// Emit stamps events (Stamp), gives each event about a technician the
+// technician's next version (versions.go) and writes them to the outbox
+// within tx; they
 // reach the stream after tx commits, and never if it rolls back.
 func (b *Bus) Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...Event) error {
 	for _, ev := range events {
 		stamp(ctx, accountID, ev, b.cfg.Now)
+		if err := version(ctx, tx, ev); err != nil {
+			return err
+		}
 		msg, subject, err := encode(ctx, b.cfg.Service, ev)
 		if err != nil {
 			return err
@@ -185,6 +190,9 @@ func (b *Bus) Ready() <-chan struct{} { return b.ready }
 // Init creates the outbox and inbox tables; Run calls it.
 func (b *Bus) Init(ctx context.Context) error {
 	if err := b.outbox.Init(ctx); err != nil {
+		return err
+	}
+	if err := initVersions(ctx, b.cfg.DB); err != nil {
 		return err
 	}
 	return inbox.Init(ctx, b.cfg.DB)

@@ -1,10 +1,6 @@
 package eventbus
 
-import (
-	"time"
-
-	"google.golang.org/protobuf/reflect/protoreflect"
-)
+import "time"
 
 // Per-technician order within a consumer (issue 18, docs/reliability.md).
 // The stream holds one technician's events in the order identity committed
@@ -27,10 +23,23 @@ type order struct {
 // events: its stream sequence, when it is due again, and whether the batch
 // in hand carries it (then the events behind it in the batch go on).
 type blocker struct {
-	seq    uint64
-	due    time.Time
+	seq     uint64
+	version uint64
+	due     time.Time
 	expiry time.Time
 	inHand bool
+}
+
+// before reports whether the blocker comes before dv in its technician's
+// order: by their versions when both carry one (the stream's order can
+// differ: a redelivery, or events published out of order), else by stream
+// sequence. An event that comes before the blocker is never held: the
+// blocker may be waiting for it.
+func (b *blocker) before(dv *delivery) bool {
+	if v := dv.d.meta.GetAggregateVersion(); v != 0 && b.version != 0 {
+		return b.version < v
+	}
+	return b.seq < dv.seq
 }
 
 // heldMargin is how long after its blocker a held event comes again.
@@ -38,19 +47,9 @@ const heldMargin = 20 * time.Millisecond
 
 func newOrder() *order { return &order{blocked: map[string]*blocker{}} }
 
-// orderKey is the technician an event is about (account and
-// technician_id), or "" for an event of no technician, which is not held.
-func orderKey(d decoded) string {
-	fd := d.ev.ProtoReflect().Descriptor().Fields().ByName("technician_id")
-	if fd == nil || fd.Kind() != protoreflect.StringKind {
-		return ""
-	}
-	id := d.ev.ProtoReflect().Get(fd).String()
-	if id == "" {
-		return ""
-	}
-	return d.meta.GetAccountId() + "/" + id
-}
+// orderKey is the technician an event is about, or "" for an event of no
+// technician, which is not held.
+func orderKey(d decoded) string { return aggregateOf(d.ev) }
 
 // block records that dv failed and comes again after delay.
 func (o *order) block(dv *delivery, delay time.Duration) {
@@ -60,7 +59,7 @@ func (o *order) block(dv *delivery, delay time.Duration) {
 	now := time.Now()
 	due := now.Add(delay)
 	b := o.blocked[dv.key]
-	if b != nil && now.Before(b.expiry) && b.seq < dv.seq {
+	if b != nil && now.Before(b.expiry) && b.before(dv) {
 		// An earlier event of the technician still holds it back.
 		if due.After(b.due) {
 			b.due = due
@@ -69,7 +68,8 @@ func (o *order) block(dv *delivery, delay time.Duration) {
 		b.expiry = b.due.Add(max(time.Second, delay))
 		return
 	}
-	o.blocked[dv.key] = &blocker{seq: dv.seq, due: due, expiry: due.Add(max(time.Second, delay))}
+	o.blocked[dv.key] = &blocker{seq: dv.seq, version: dv.d.meta.GetAggregateVersion(), due: due,
+		expiry: due.Add(max(time.Second, delay))}
 }
 
 // done records that dv was applied or dead-lettered.
@@ -94,7 +94,7 @@ func (o *order) wait(dv *delivery, maxDeliver uint64) (time.Duration, bool) {
 	case dv.seq == b.seq:
 		b.inHand = true
 		return 0, false
-	case dv.seq < b.seq, b.inHand, dv.n >= maxDeliver:
+	case !b.before(dv), b.inHand, dv.n >= maxDeliver:
 		return 0, false
 	}
 	return max(b.due.Sub(now), 0) + heldMargin, true
