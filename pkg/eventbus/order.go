@@ -26,8 +26,8 @@ type blocker struct {
 	seq     uint64
 	version uint64
 	due     time.Time
-	expiry time.Time
-	inHand bool
+	expiry  time.Time
+	inHand  bool
 }
 
 // before reports whether the blocker comes before dv in its technician's
