@@ -61,12 +61,22 @@ func aggregateOf(ev Event) string {
 }
 
 // version stamps ev, an event about a technician emitted within tx, with
-// the technician's next version, unless it carries one (an event emitted
-// again keeps its version).
+// the technician's next version. An event that carries a version already
+// (emitted again, or by a retried attempt of its transaction, whose count
+// rolled back) keeps it, and the count is brought up to it.
 func version(ctx context.Context, tx *sql.Tx, ev Event) error {
 	meta := ev.GetMeta()
 	agg := aggregateOf(ev)
-	if agg == "" || meta.GetAggregateVersion() != 0 {
+	if agg == "" {
+		return nil
+	}
+	if v := int64(meta.GetAggregateVersion()); v != 0 {
+		_, err := tx.ExecContext(ctx, `INSERT INTO roster_aggregate_versions (aggregate, version) VALUES ($1, $2)
+			ON CONFLICT (aggregate) DO UPDATE SET version = CASE WHEN roster_aggregate_versions.version < $2
+				THEN $2 ELSE roster_aggregate_versions.version END`, agg, v)
+		if err != nil {
+			return fmt.Errorf("eventbus: version of %s: %w", agg, err)
+		}
 		return nil
 	}
 	var v int64

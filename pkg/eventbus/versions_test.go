@@ -22,11 +22,16 @@ func TestEmitVersionsEachTechniciansEvents(t *testing.T) {
 	prod.Emit(t, "acc_test", a1, b1, acc)
 	prod.Emit(t, "acc_test", a2)
 	prod.Emit(t, "acc_test", a3)
+	// Emitted again (as by a retried transaction): it keeps its version,
+	// and the next one follows it.
+	prod.Emit(t, "acc_test", a3)
+	a4 := &identityv1.TechnicianDisabled{TechnicianId: a1.GetTechnicianId()}
+	prod.Emit(t, "acc_test", a4)
 	for _, c := range []struct {
 		name string
 		ev   eventbus.Event
 		want uint64
-	}{{"a created", a1, 1}, {"b created", b1, 1}, {"a disabled", a2, 2}, {"a enabled", a3, 3}, {"account", acc, 0}} {
+	}{{"a created", a1, 1}, {"b created", b1, 1}, {"a disabled", a2, 2}, {"a enabled", a3, 3}, {"a disabled again", a4, 4}, {"account", acc, 0}} {
 		if got := c.ev.GetMeta().GetAggregateVersion(); got != c.want {
 			t.Errorf("%s: version %d, want %d", c.name, got, c.want)
 		}
