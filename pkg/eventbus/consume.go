@@ -35,8 +35,11 @@ type consumer struct {
 	batch  int
 	conn   *nats.Conn
 	js     jetstream.JetStream
-	cc     jetstream.ConsumeContext
 	order  *order
+
+	mu   sync.Mutex
+	cc   jetstream.ConsumeContext // replaced by recover
+	lost chan struct{}            // the durable consumer was deleted
 
 	// in holds the events Consume received, in stream order; stopping,
 	// once closed, makes the receiver hand events back instead.
@@ -62,31 +65,77 @@ func (b *Bus) addConsumer(ctx context.Context, source string) (*consumer, error)
 	c := &consumer{b: b, name: name, source: source, batch: max(b.cfg.Batch, 1), conn: conn, js: js,
 		order: newOrder(), stopping: make(chan struct{})}
 	c.in = make(chan jetstream.Msg, c.batch)
-	var pc jetstream.Consumer
-	err = b.whileUnavailable(name, func() (err error) {
-		pc, err = c.pullConsumer(ctx)
-		return err
-	})
-	if err != nil {
+	c.lost = make(chan struct{}, 1)
+	if err := b.whileUnavailable(name, func() error { return c.consume(ctx) }); err != nil {
 		conn.Close()
 		return nil, err
 	}
-	c.cc, err = pc.Consume(c.receive,
-		jetstream.PullMaxMessages(c.batch),
-		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
-			if !errors.Is(err, jetstream.ErrNoHeartbeat) {
-				b.log.Warn("consume events", "consumer", name, "err", err)
-			}
-		}))
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("eventbus: consume %s: %w", name, err)
-	}
 	trackLag(EventStream(source), name, conn)
 	ctx, c.stop = context.WithCancel(ctx)
-	c.done.Add(1)
+	c.done.Add(2)
 	go c.run(ctx)
+	go c.recover(ctx)
 	return c, nil
+}
+
+// consume starts taking the events of c's durable consumer (creating it
+// when needed).
+func (c *consumer) consume(ctx context.Context) error {
+	pc, err := c.pullConsumer(ctx)
+	if err != nil {
+		return err
+	}
+	cc, err := pc.Consume(c.receive,
+		jetstream.PullMaxMessages(c.batch),
+		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
+			switch {
+			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
+				select {
+				case c.lost <- struct{}{}:
+				default:
+				}
+			case errors.Is(err, jetstream.ErrNoHeartbeat):
+				return
+			}
+			c.b.log.Warn("consume events", "consumer", c.name, "err", err)
+		}))
+	if err != nil {
+		return fmt.Errorf("eventbus: consume %s: %w", c.name, err)
+	}
+	c.mu.Lock()
+	c.cc = cc
+	c.mu.Unlock()
+	return nil
+}
+
+// recover takes up the durable consumer again when it was deleted from
+// under this replica — by an operator, or by another replica replacing the
+// push consumer of an older version in the same instant — instead of
+// leaving the replica idle.
+func (c *consumer) recover(ctx context.Context) {
+	defer c.done.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.lost:
+		}
+		c.mu.Lock()
+		c.cc.Stop()
+		c.mu.Unlock()
+		for ctx.Err() == nil {
+			err := c.b.whileUnavailable(c.name, func() error { return c.consume(ctx) })
+			if err == nil {
+				c.b.log.Warn("durable consumer was deleted; consuming from it again", "consumer", c.name)
+				break
+			}
+			c.b.log.Error("take up the durable consumer again", "consumer", c.name, "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
 }
 
 // pullConsumer returns the durable pull consumer of c on source's stream,
@@ -219,9 +268,12 @@ func (c *consumer) close() {
 	c.done.Wait()
 	close(c.stopping)
 	c.releaseQueued()
-	c.cc.Drain()
+	c.mu.Lock()
+	cc := c.cc
+	c.mu.Unlock()
+	cc.Drain()
 	select {
-	case <-c.cc.Closed():
+	case <-cc.Closed():
 	case <-time.After(c.b.cfg.AckWait):
 	}
 	c.releaseQueued()
