@@ -5,6 +5,7 @@ package rolepolicy_test
 // PostgreSQL. TestMain (pgtest.Run) is in service_test.go.
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -555,8 +556,14 @@ func TestFirstLoginBeforeTechnicianCreated(t *testing.T) {
 		w := newAssignWorld(t, dbURL)
 		const acc = "acc_order"
 		w.createAccount(t, acc, "roster", "tech_admin")
-		w.identity.Emit(t, acc, &identityv1.FirstLogin{TechnicianId: "tech_late", Method: "password"})
-		w.identity.Emit(t, acc, &identityv1.TechnicianCreated{TechnicianId: "tech_late", RequestedRole: "Billing"})
+		// identity created the technician (version 1) before the first
+		// login (version 2); the login reaches the stream first.
+		created := &identityv1.TechnicianCreated{TechnicianId: "tech_late", RequestedRole: "Billing"}
+		login := &identityv1.FirstLogin{TechnicianId: "tech_late", Method: "password"}
+		eventbus.Stamp(context.Background(), acc, created).AggregateVersion = 1
+		eventbus.Stamp(context.Background(), acc, login).AggregateVersion = 2
+		w.identity.Emit(t, acc, login)
+		w.identity.Emit(t, acc, created)
 		got := w.waitRole(t, acc, "tech_late", func(v techRoleJSON) bool { return v.FirstLoginDone })
 		if got.Role != "Billing" || got.Status != "active" {
 			t.Fatalf("after both events: %+v", got)
