@@ -119,3 +119,31 @@ func publish(b *testing.B, w *svctest.World, ev eventbus.Event) {
 		b.Fatal(err)
 	}
 }
+
+// BenchmarkStreamToInbox measures the consumer alone: b.N events already
+// on the stream (published as the relay does), applied once through the
+// consumer's SQLite inbox from the moment its bus starts.
+//
+//	go test -run '^$' -bench StreamToInbox -benchtime 5000x roster.dev/pkg/eventbus
+func BenchmarkStreamToInbox(b *testing.B) {
+	for _, batch := range []int{1, 256} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			w := svctest.NewNATS(b)
+			for i := range b.N {
+				publish(b, w, &identityv1.TechnicianCreated{TechnicianId: fmt.Sprintf("tech_%d", i)})
+			}
+			consDB := svctest.OpenDB(b, "", w.Dir, "seatbilling")
+			var applied atomic.Int64
+			b.ResetTimer()
+			svctest.StartBus(b, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: batch}, func(bus *eventbus.Bus) {
+				eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+					applied.Add(1)
+					return nil
+				})
+			})
+			svctest.Eventually(b, "every event applied", func() bool { return applied.Load() >= int64(b.N) })
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+		})
+	}
+}
