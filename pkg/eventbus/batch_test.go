@@ -209,3 +209,59 @@ func TestPullConsumerTakesOverThePushConsumer(t *testing.T) {
 			info.Delivered.Consumer, info.Delivered.Stream)
 	}
 }
+
+// A failed event holds back the later events of its technician, and only
+// those: a technician's disable is applied after its creation, which
+// failed twice first, while another technician's events go on.
+func TestFailedEventHoldsBackItsTechniciansLaterEvents(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	consDB := openDB(t, "", w.Dir, "seatbilling")
+	var failures atomic.Int64
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 16,
+		RetryBackoff: 20 * time.Millisecond}, func(b *eventbus.Bus) {
+		eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+			if ev.GetTechnicianId() == "tech_t" && failures.Add(1) <= 2 {
+				return errors.New("not yet")
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id, email, applied) VALUES ($1, $2, $3)`,
+				ev.GetMeta().GetEventId(), ev.GetTechnicianId()+" created", applications.Add(1))
+			return err
+		})
+		eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO effects (event_id, email, applied) VALUES ($1, $2, $3)`,
+				ev.GetMeta().GetEventId(), ev.GetTechnicianId()+" disabled", applications.Add(1))
+			return err
+		})
+	})
+	prod.Emit(t, "acc_test",
+		&identityv1.TechnicianCreated{TechnicianId: "tech_t"},
+		&identityv1.TechnicianDisabled{TechnicianId: "tech_t"},
+		&identityv1.TechnicianCreated{TechnicianId: "tech_u"},
+		&identityv1.TechnicianDisabled{TechnicianId: "tech_u"})
+	svctest.Eventually(t, "every event applied", func() bool { return countEffects(t, consDB, "") >= 4 })
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	order := map[string]int64{}
+	rows, err := consDB.Query(`SELECT email, applied FROM effects`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var what string
+		var n int64
+		if err := rows.Scan(&what, &n); err != nil {
+			t.Fatal(err)
+		}
+		order[what] = n
+	}
+	rows.Close()
+	if len(order) != 4 {
+		t.Fatalf("effects %v, want each of the 4 events once", order)
+	}
+	if order["tech_t disabled"] < order["tech_t created"] {
+		t.Fatalf("tech_t disabled before its creation was applied: %v", order)
+	}
+	if order["tech_u disabled"] > order["tech_t created"] {
+		t.Fatalf("tech_u's events waited for tech_t's: %v", order)
+	}
+}
