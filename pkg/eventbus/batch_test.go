@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -263,5 +264,45 @@ func TestFailedEventHoldsBackItsTechniciansLaterEvents(t *testing.T) {
 	}
 	if order["tech_u disabled"] > order["tech_t created"] {
 		t.Fatalf("tech_u's events waited for tech_t's: %v", order)
+	}
+}
+
+// BeforeBatch runs first in a batch's transaction with the batch's
+// accounts, each once, sorted: where a service takes its account locks in
+// one order.
+func TestBeforeBatchGetsTheBatchsAccountsInOrder(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	var evs []eventbus.Event
+	for i := range 12 {
+		acc := []string{"acc_c", "acc_a", "acc_c", "acc_b"}[i%4]
+		ev := technician(fmt.Sprintf("%d.%s@example.com", i, acc))
+		eventbus.Stamp(context.Background(), acc, ev)
+		evs = append(evs, ev)
+	}
+	prod.Emit(t, "", evs...)
+	svctest.Eventually(t, "the events on the stream", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_IDENTITY") == 12 })
+	consDB := openDB(t, "", w.Dir, "seatbilling")
+	var mu sync.Mutex
+	var calls [][]string
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 16}, func(b *eventbus.Bus) {
+		eventbus.On(b, recordEffect)
+		eventbus.BeforeBatch(b, func(ctx context.Context, tx *sql.Tx, accountIDs []string) error {
+			mu.Lock()
+			defer mu.Unlock()
+			calls = append(calls, accountIDs)
+			return nil
+		})
+	})
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	mu.Lock()
+	defer mu.Unlock()
+	if len(calls) == 0 {
+		t.Fatal("BeforeBatch never called")
+	}
+	for _, ids := range calls {
+		if !slices.IsSorted(ids) || len(slices.Compact(slices.Clone(ids))) != len(ids) {
+			t.Fatalf("BeforeBatch calls %v, want each call's accounts sorted, each once", calls)
+		}
 	}
 }

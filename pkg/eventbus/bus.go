@@ -81,6 +81,9 @@ type Bus struct {
 	mu       sync.Mutex
 	handlers map[protoreflect.FullName]handler
 	all      map[string]func(ctx context.Context, tx *sql.Tx, ev Event) error // by source service
+	// beforeBatch, when set, runs first in a batch's transaction
+	// (BeforeBatch).
+	beforeBatch func(ctx context.Context, tx *sql.Tx, accountIDs []string) error
 
 	ready chan struct{}
 	// settleConn publishes the Settled notices of applied events.

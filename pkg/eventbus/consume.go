@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -375,8 +376,14 @@ func (c *consumer) apply(ctx context.Context, dvs []*delivery) error {
 		dv.ctx = withTracker(dv.ctx, dv.t)
 	}
 	applied := make([]bool, len(dvs))
+	lock := c.b.beforeBatch
 	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
 		hooks.reset()
+		if lock != nil && len(dvs) > 1 {
+			if err := lock(ctx, tx, accountsOf(dvs)); err != nil {
+				return fmt.Errorf("lock the batch's accounts: %w", err)
+			}
+		}
 		for i, dv := range dvs {
 			a, err := claimAndApply(dv.ctx, tx, c.name, dv.d)
 			if err != nil {
@@ -414,6 +421,31 @@ func (c *consumer) apply(ctx context.Context, dvs []*delivery) error {
 		c.ack(dv)
 	}
 	return nil
+}
+
+// BeforeBatch registers fn to run first in the transaction of a batch of
+// several events, with the batch's accounts, each once, in sorted order.
+// A service whose handlers lock an account each takes those locks there,
+// in one order for every replica: otherwise two replicas' batches could
+// lock two accounts in opposite orders and wait for each other (on
+// PostgreSQL a deadlock, which InTx retries, but only after PostgreSQL's
+// deadlock_timeout). Register before Run.
+func BeforeBatch(b *Bus, fn func(ctx context.Context, tx *sql.Tx, accountIDs []string) error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.beforeBatch = fn
+}
+
+// accountsOf are the accounts of dvs, each once, sorted.
+func accountsOf(dvs []*delivery) []string {
+	var ids []string
+	for _, dv := range dvs {
+		if id := dv.d.meta.GetAccountId(); id != "" {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	return slices.Compact(ids)
 }
 
 // fail lets a failed event be redelivered (with backoff) until its
