@@ -6,6 +6,7 @@ package rolepolicy_test
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -22,6 +23,7 @@ import (
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
 	"roster.dev/services/rolepolicy"
+	"roster.dev/services/rolepolicy/adapters"
 )
 
 const assignToken = "operator-token-for-assignment-tests"
@@ -571,6 +573,25 @@ func TestFirstLoginBeforeTechnicianCreated(t *testing.T) {
 		w.settle(t)
 		if all := w.assigned(t, acc, "tech_late"); len(all) != 2 || all[1].GetRoleName() != "Billing" {
 			t.Fatalf("RoleAssigned: %v", all)
+		}
+	})
+}
+
+// A batch of events takes its accounts' locks first, in account order
+// (eventbus.BeforeBatch); an account not set up yet is skipped.
+func TestLockAccountsOfABatch(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := newAssignWorld(t, dbURL)
+		w.createAccount(t, "acc_lock_b", "roster", "tech_b")
+		w.createAccount(t, "acc_lock_a", "roster", "tech_a")
+		db := svctest.OpenDB(t, dbURL, w.nats.Dir, "rolepolicy")
+		st := adapters.NewStore(db)
+		ctx := context.Background()
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			return st.LockAccounts(ctx, tx, []string{"acc_lock_a", "acc_lock_b", "acc_lock_new"})
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }
