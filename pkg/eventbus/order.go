@@ -57,6 +57,13 @@ func (o *order) block(dv *delivery, delay time.Duration) {
 		return
 	}
 	now := time.Now()
+	if len(o.blocked) >= 1024 { // forget the holds that lapsed
+		for k, b := range o.blocked {
+			if now.After(b.expiry) {
+				delete(o.blocked, k)
+			}
+		}
+	}
 	due := now.Add(delay)
 	b := o.blocked[dv.key]
 	if b != nil && now.Before(b.expiry) && b.before(dv) {
