@@ -306,3 +306,26 @@ func TestBeforeBatchGetsTheBatchsAccountsInOrder(t *testing.T) {
 		}
 	}
 }
+
+// A handler that panics fails its event like an error: retried, then
+// dead-lettered; the process and the other events go on.
+func TestPanickingHandlerFailsOnlyItsEvent(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	consDB := openDB(t, "", w.Dir, "seatbilling")
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: consDB, Connect: w.Connect, Batch: 16,
+		MaxDeliver: 2, RetryBackoff: 10 * time.Millisecond}, func(b *eventbus.Bus) {
+		eventbus.On(b, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+			if ev.GetEmail() == "panic@example.com" {
+				panic("boom")
+			}
+			return recordEffect(ctx, tx, ev)
+		})
+	})
+	prod.Emit(t, "acc_test", technician("a@example.com"), technician("panic@example.com"), technician("b@example.com"))
+	svctest.Eventually(t, "the panicking event dead-lettered", func() bool { return svctest.StreamMsgs(t, w.JS, "ROSTER_DEADLETTER") == 1 })
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	if n := countEffects(t, consDB, ""); n != 2 {
+		t.Fatalf("%d effects, want the 2 other events", n)
+	}
+}

@@ -377,7 +377,14 @@ func (c *consumer) apply(ctx context.Context, dvs []*delivery) error {
 	}
 	applied := make([]bool, len(dvs))
 	lock := c.b.beforeBatch
-	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
+	err := c.b.cfg.DB.InTx(ctx, func(tx *sql.Tx) (err error) {
+		defer func() {
+			// A handler that panics fails its event (retried, then
+			// dead-lettered) instead of the process.
+			if p := recover(); p != nil {
+				err = fmt.Errorf("handler panicked: %v", p)
+			}
+		}()
 		hooks.reset()
 		if lock != nil && len(dvs) > 1 {
 			if err := lock(ctx, tx, accountsOf(dvs)); err != nil {
