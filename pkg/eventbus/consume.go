@@ -368,6 +368,10 @@ func (c *consumer) applyOne(ctx context.Context, dv *delivery) {
 // hooks, publishes each event's Settled notice (settle.go) and acks it.
 // On failure nothing is acked and the error is returned.
 func (c *consumer) apply(ctx context.Context, dvs []*delivery) error {
+	// Past AckWait JetStream gives the events to another replica: a
+	// transaction still running then is cancelled (Config.AckWait).
+	ctx, cancel := context.WithTimeout(ctx, c.b.cfg.AckWait)
+	defer cancel()
 	hooks := &commitHooks{}
 	for _, dv := range dvs {
 		dv.ctx, dv.sp = c.b.span(ctx, c.name, dv.msg.Headers(), dv.d)
