@@ -71,9 +71,9 @@ type CacheConfig struct {
 }
 
 const (
-	defaultTTL       = 30 * time.Second
-	defaultSize      = 10_000
-	defaultInactive  = 10 * time.Second
+	defaultTTL        = 30 * time.Second
+	defaultSize       = 10_000
+	defaultInactive   = 10 * time.Second
 	consumerHeartbeat = time.Second
 	// settleService names the cache in Settled subjects (roster.settled.auth).
 	settleService = "auth"

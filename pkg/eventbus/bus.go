@@ -6,22 +6,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
-	wnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/codes"
-	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -53,9 +46,9 @@ type Config struct {
 	// RetryBackoff is the first redelivery delay after a failure, doubled on
 	// each further failure up to 30 s (default 200 ms).
 	RetryBackoff time.Duration
-	// Batch, when above 1, makes every consumer of this bus fetch up to
-	// Batch events at a time and apply them in one transaction (batch.go):
-	// one commit instead of Batch. Default 1: one transaction per event.
+	// Batch is the most events a consumer of this bus applies in one
+	// transaction: those that have arrived when it takes the next, without
+	// waiting for more (consume.go). Default 1: one transaction per event.
 	Batch int
 	// Eventual marks a service whose consumers writers do not wait for
 	// (audit: its record is asynchronous by contract); the others' are
@@ -86,9 +79,10 @@ type Bus struct {
 	mu       sync.Mutex
 	handlers map[protoreflect.FullName]handler
 	all      map[string]func(ctx context.Context, tx *sql.Tx, ev Event) error // by source service
+	// beforeBatch, when set, runs first in a batch's transaction
+	// (BeforeBatch).
+	beforeBatch func(ctx context.Context, tx *sql.Tx, accountIDs []string) error
 
-	// js publishes dead letters.
-	js    jetstream.JetStream
 	ready chan struct{}
 	// settleConn publishes the Settled notices of applied events.
 	settleConn *nats.Conn
@@ -158,11 +152,16 @@ func OnAll(b *Bus, source string, fn Handler[Event]) {
 	b.all[source] = func(ctx context.Context, tx *sql.Tx, ev Event) error { return fn(ctx, tx, ev) }
 }
 
-// Emit stamps events (Stamp) and writes them to the outbox within tx; they
+// Emit stamps events (Stamp), gives each event about a technician the
+// technician's next version (versions.go) and writes them to the outbox
+// within tx; they
 // reach the stream after tx commits, and never if it rolls back.
 func (b *Bus) Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...Event) error {
 	for _, ev := range events {
 		stamp(ctx, accountID, ev, b.cfg.Now)
+		if err := version(ctx, tx, ev); err != nil {
+			return err
+		}
 		msg, subject, err := encode(ctx, b.cfg.Service, ev)
 		if err != nil {
 			return err
@@ -194,6 +193,9 @@ func (b *Bus) Init(ctx context.Context) error {
 	if err := b.outbox.Init(ctx); err != nil {
 		return err
 	}
+	if err := initVersions(ctx, b.cfg.DB); err != nil {
+		return err
+	}
 	return inbox.Init(ctx, b.cfg.DB)
 }
 
@@ -211,9 +213,6 @@ func (b *Bus) Run(ctx context.Context) error {
 		return fmt.Errorf("eventbus: connect: %w", err)
 	}
 	defer pubConn.Close()
-	if b.js, err = jetstream.New(pubConn); err != nil {
-		return fmt.Errorf("eventbus: publisher: %w", err)
-	}
 	b.settleConn = pubConn
 	relay, err := b.outbox.Relay(pubConn, func(m *nats.Msg) {
 		published.WithLabelValues(b.cfg.Service, m.Header.Get(HeaderType)).Inc()
@@ -221,46 +220,25 @@ func (b *Bus) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: b.cfg.AckWait}, b.wlog)
-	if err != nil {
-		return err
-	}
-	router.AddMiddleware(middleware.Recoverer)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	var consumerConns []*nats.Conn
-	var batchers []*batchConsumer
+	var consumers []*consumer
 	defer func() {
-		for _, c := range batchers {
+		for _, c := range consumers {
 			c.close()
 		}
 	}()
 	for _, source := range b.sources() {
-		if b.cfg.Batch > 1 {
-			c, err := b.addBatchConsumer(ctx, source)
-			if err != nil {
-				return err
-			}
-			batchers = append(batchers, c)
-			continue
-		}
-		conn, err := b.addConsumer(router, source)
+		c, err := b.addConsumer(ctx, source)
 		if err != nil {
 			return err
 		}
-		consumerConns = append(consumerConns, conn)
+		consumers = append(consumers, c)
 	}
 
-	// The router gets a context of its own, cancelled only after the
-	// consumers' connections are drained: watermill-nats closes a
-	// subscriber's output channel as soon as its context ends, while a NATS
-	// callback may still be sending on it (a data race, or a "send on closed
-	// channel" panic).
-	routerCtx, stopRouter := context.WithCancel(context.WithoutCancel(ctx))
-	defer stopRouter()
 	var wg sync.WaitGroup
-	errs := make(chan error, 2)
-	wg.Add(2)
+	errs := make(chan error, 1)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		if err := relay.Run(ctx); err != nil {
@@ -268,56 +246,25 @@ func (b *Bus) Run(ctx context.Context) error {
 			cancel()
 		}
 	}()
-	go func() {
-		defer wg.Done()
-		if err := router.Run(routerCtx); err != nil {
-			errs <- fmt.Errorf("eventbus: router: %w", err)
-			cancel()
-		}
-	}()
+	n := len(consumers)
 	go func() {
 		select {
 		case <-relay.Running():
-		case <-ctx.Done():
-			return
-		}
-		select {
-		case <-router.Running():
 			close(b.ready)
-			b.log.Info("event bus ready", "consumers", len(b.sources()))
+			b.log.Info("event bus ready", "consumers", n)
 		case <-ctx.Done():
 		}
 	}()
 	<-ctx.Done()
-	// Stop taking events: batch consumers finish the batch in hand;
-	// draining unsubscribes and waits for the callbacks in flight, whose
-	// events the still-running router applies and acks.
-	for _, c := range batchers {
+	// Stop taking events: each consumer finishes and acks the batch in hand
+	// and hands back what it had received besides.
+	for _, c := range consumers {
 		c.close()
 	}
-	batchers = nil
-	b.drain(consumerConns)
-	stopRouter()
-	_ = router.Close()
+	consumers = nil
 	wg.Wait()
 	close(errs)
 	return errors.Join(collect(errs)...)
-}
-
-// drain drains the consumers' connections and waits (at most AckWait) until
-// they are closed.
-func (b *Bus) drain(conns []*nats.Conn) {
-	for _, nc := range conns {
-		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
-			b.log.Warn("drain consumer connection", "err", err)
-		}
-	}
-	deadline := time.Now().Add(b.cfg.AckWait)
-	for _, nc := range conns {
-		for !nc.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-	}
 }
 
 func collect(ch <-chan error) []error {
@@ -351,52 +298,6 @@ func (b *Bus) sources() []string {
 // stream of source; replicas of a service share it.
 func ConsumerName(service, source string) string { return service + "_from_" + source }
 
-func (b *Bus) addConsumer(router *message.Router, source string) (*nats.Conn, error) {
-	name := ConsumerName(b.cfg.Service, source)
-	conn, err := b.cfg.Connect(name)
-	if err != nil {
-		return nil, fmt.Errorf("eventbus: connect %s: %w", name, err)
-	}
-	if err := b.whileUnavailable(name, func() error { return ensureConsumer(conn, source, name, b.cfg.AckWait, b.consumerMetadata(source)) }); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	sub, err := wnats.NewSubscriberWithNatsConn(conn, wnats.SubscriberSubscriptionConfig{
-		Unmarshaler:      deliveryUnmarshaler{},
-		SubscribersCount: 1,
-		AckWaitTimeout:   b.cfg.AckWait,
-		CloseTimeout:     b.cfg.AckWait,
-		SubscribeTimeout: 30 * time.Second,
-		NakDelay:         backoff{base: b.cfg.RetryBackoff, max: 30 * time.Second},
-		QueueGroupPrefix: name,
-		JetStream: wnats.JetStreamConfig{
-			// nats.go acks when the callback returns unless ManualAck is set,
-			// and watermill's callback returns without acking on its ack
-			// timeout, on close and on cancel: those events would be
-			// acknowledged unprocessed. With ManualAck only an explicit ack
-			// after the commit counts.
-			SubscribeOptions: []nats.SubOpt{
-				nats.ManualAck(),
-				nats.AckExplicit(),
-				nats.AckWait(b.cfg.AckWait),
-				nats.DeliverAll(),
-				nats.MaxAckPending(1024),
-				nats.BindStream(EventStream(source)),
-			},
-			DurablePrefix:     name,
-			DurableCalculator: func(prefix, _ string) string { return prefix },
-		},
-	}, b.wlog)
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("eventbus: subscriber %s: %w", name, err)
-	}
-	h := router.AddConsumerHandler(name, EventSubjects(source), sub, b.apply(name, source))
-	h.AddMiddleware(b.deadLetter(name))
-	trackLag(EventStream(source), name, conn)
-	return conn, nil
-}
-
 // unavailablePatience is how long a consumer's creation is retried while
 // JetStream answers that it is unavailable: a cluster that lost the node
 // leading a stream elects another within seconds, and a replica starting
@@ -426,72 +327,11 @@ func jetStreamUnavailable(err error) bool {
 	if errors.As(err, &js) && js.APIError() != nil && js.APIError().Code == 503 {
 		return true
 	}
+	var jse jetstream.JetStreamError
+	if errors.As(err, &jse) && jse.APIError() != nil && jse.APIError().Code == 503 {
+		return true
+	}
 	return errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders) || errors.Is(err, context.DeadlineExceeded)
-}
-
-// DeliverPrefix starts the deliver subject of a durable consumer:
-// roster.deliver.<consumer>, where its replicas' queue subscriptions take
-// its events.
-const DeliverPrefix = "roster.deliver."
-
-// ensureConsumer creates the durable consumer of service on the stream of
-// source before the subscription binds to it, with the settings the
-// subscription asks for. A consumer that nats.go creates for a
-// subscription is deleted when that subscription ends (Unsubscribe or
-// Drain at shutdown): with replicas it would be pulled from under the
-// others sharing it, and the next start would redeliver the whole stream.
-// One it finds is left alone. Replicas starting at once create the same
-// configuration, which JetStream accepts as one.
-func ensureConsumer(conn *nats.Conn, source, name string, ackWait time.Duration, meta map[string]string) error {
-	js, err := conn.JetStream()
-	if err != nil {
-		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
-	}
-	stream := EventStream(source)
-	if info, err := js.ConsumerInfo(stream, name); err == nil {
-		return updateMetadata(js, stream, info, meta)
-	} else if !errors.Is(err, nats.ErrConsumerNotFound) {
-		return fmt.Errorf("eventbus: consumer %s: %w", name, err)
-	}
-	_, err = js.AddConsumer(stream, &nats.ConsumerConfig{
-		Durable:        name,
-		DeliverSubject: DeliverPrefix + name,
-		DeliverGroup:   name,
-		FilterSubject:  EventSubjects(source),
-		DeliverPolicy:  nats.DeliverAllPolicy,
-		AckPolicy:      nats.AckExplicitPolicy,
-		AckWait:        ackWait,
-		MaxAckPending:  1024,
-		Metadata:       meta,
-	})
-	if err != nil {
-		return fmt.Errorf("eventbus: create consumer %s: %w", name, err)
-	}
-	return nil
-}
-
-// updateMetadata brings an existing consumer's registry entry (settle.go)
-// up to date: a new version of the service may handle other types.
-func updateMetadata(js nats.JetStreamManager, stream string, info *nats.ConsumerInfo, meta map[string]string) error {
-	same := true
-	for k, v := range meta {
-		if info.Config.Metadata[k] != v {
-			same = false
-		}
-	}
-	if same {
-		return nil
-	}
-	cfg := info.Config
-	cfg.Metadata = maps.Clone(cfg.Metadata)
-	if cfg.Metadata == nil {
-		cfg.Metadata = map[string]string{}
-	}
-	maps.Copy(cfg.Metadata, meta)
-	if _, err := js.UpdateConsumer(stream, &cfg); err != nil {
-		return fmt.Errorf("eventbus: update consumer %s: %w", info.Name, err)
-	}
-	return nil
 }
 
 // permanentError marks a failure that no retry can fix (an undecodable
@@ -509,11 +349,8 @@ type decoded struct {
 // decode reads a delivery of source's stream. ok is false for a type no
 // handler wants (acked and counted as ignored); a permanentError for what
 // no retry can read.
-func (b *Bus) decode(source string, msg *message.Message) (d decoded, ok bool, err error) {
-	if reason := msg.Metadata.Get(mdDecodeFailed); reason != "" {
-		return decoded{}, false, permanentError{errors.New(reason)}
-	}
-	typ := protoreflect.FullName(msg.Metadata.Get(HeaderType))
+func (b *Bus) decode(source string, header nats.Header, payload []byte) (d decoded, ok bool, err error) {
+	typ := protoreflect.FullName(header.Get(HeaderType))
 	b.mu.Lock()
 	h, typed := b.handlers[typ]
 	all := b.all[source]
@@ -533,7 +370,7 @@ func (b *Bus) decode(source string, msg *message.Message) (d decoded, ok bool, e
 		return decoded{typ: typ}, false, nil
 	}
 	pm := newMsg()
-	if err := proto.Unmarshal(msg.Payload, pm); err != nil {
+	if err := proto.Unmarshal(payload, pm); err != nil {
 		return decoded{typ: typ}, false, permanentError{fmt.Errorf("decode %s: %w", typ, err)}
 	}
 	ev, isEvent := pm.(Event)
@@ -545,8 +382,8 @@ func (b *Bus) decode(source string, msg *message.Message) (d decoded, ok bool, e
 
 // span starts the consumer span of d, continuing the trace the delivery
 // carries, and the context its handler runs in.
-func (b *Bus) span(consumer string, msg *message.Message, d decoded) (context.Context, trace.Span) {
-	ctx := propagator.Extract(msg.Context(), propagation.MapCarrier(msg.Metadata))
+func (b *Bus) span(ctx context.Context, consumer string, header nats.Header, d decoded) (context.Context, trace.Span) {
+	ctx = propagator.Extract(ctx, headerCarrier(header))
 	ctx, span := otel.Tracer("roster.dev/pkg/eventbus").Start(ctx, "process "+string(d.typ.Name()),
 		trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(
@@ -558,6 +395,20 @@ func (b *Bus) span(consumer string, msg *message.Message, d decoded) (context.Co
 	return withCause(ctx, d.meta), span
 }
 
+// headerCarrier reads and writes trace context in NATS headers, whose keys
+// are case-sensitive (unlike propagation.HeaderCarrier's).
+type headerCarrier nats.Header
+
+func (h headerCarrier) Get(key string) string { return nats.Header(h).Get(key) }
+func (h headerCarrier) Set(key, value string) { nats.Header(h).Set(key, value) }
+func (h headerCarrier) Keys() []string {
+	out := make([]string, 0, len(h))
+	for k := range h {
+		out = append(out, k)
+	}
+	return out
+}
+
 // claimAndApply applies d in tx unless the inbox has it already; it
 // reports whether it applied.
 func claimAndApply(ctx context.Context, tx *sql.Tx, consumer string, d decoded) (bool, error) {
@@ -566,130 +417,6 @@ func claimAndApply(ctx context.Context, tx *sql.Tx, consumer string, d decoded) 
 		return false, err
 	}
 	return true, d.fn(ctx, tx, d.ev)
-}
-
-func (b *Bus) apply(consumer, source string) message.NoPublishHandlerFunc {
-	return func(msg *message.Message) error {
-		d, ok, err := b.decode(source, msg)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			consumed.WithLabelValues(b.cfg.Service, consumer, string(d.typ), "ignored").Inc()
-			return nil
-		}
-		ctx, span := b.span(consumer, msg, d)
-		defer span.End()
-
-		applied := false
-		hooks := &commitHooks{}
-		ctx = hooks.attach(ctx)
-		t := &tracker{}
-		ctx = withTracker(ctx, t)
-		err = b.cfg.DB.InTx(ctx, func(tx *sql.Tx) error {
-			hooks.reset()
-			var err error
-			applied, err = claimAndApply(ctx, tx, consumer, d)
-			return err
-		})
-		if err != nil {
-			span.RecordError(err)
-			span.SetStatus(codes.Error, err.Error())
-			return err
-		}
-		hooks.run()
-		b.settled(consumer, d.meta, t)
-		if b.afterCommit != nil {
-			b.afterCommit(d.meta.GetEventId())
-		}
-		outcome := "applied"
-		if !applied {
-			outcome = "duplicate"
-		}
-		consumed.WithLabelValues(b.cfg.Service, consumer, string(d.typ), outcome).Inc()
-		return nil
-	}
-}
-
-// deadLetter lets a failed event be redelivered (with backoff) until its
-// MaxDeliver-th delivery, then publishes it to roster.deadletter.<consumer>
-// and acks it, so one poison event never blocks the events behind it.
-func (b *Bus) deadLetter(consumer string) message.HandlerMiddleware {
-	return func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) {
-			out, err := h(msg)
-			if err == nil {
-				return out, nil
-			}
-			typ := msg.Metadata.Get(HeaderType)
-			delivery, _ := strconv.Atoi(msg.Metadata.Get(mdDelivery))
-			var perm permanentError
-			if !errors.As(err, &perm) && delivery < b.cfg.MaxDeliver {
-				failed.WithLabelValues(b.cfg.Service, consumer, typ).Inc()
-				b.log.Warn("event failed; will be redelivered", "consumer", consumer, "event_id", msg.UUID,
-					"type", typ, "delivery", delivery, "err", err)
-				return nil, err
-			}
-			if perr := b.publishDeadLetter(consumer, msg, err, delivery); perr != nil {
-				b.log.Error("dead-lettering failed; event stays on its stream", "consumer", consumer, "event_id", msg.UUID, "err", perr)
-				return nil, errors.Join(err, perr)
-			}
-			deadLettered.WithLabelValues(b.cfg.Service, consumer, typ).Inc()
-			b.log.Error("event dead-lettered", "consumer", consumer, "event_id", msg.UUID, "type", typ,
-				"delivery", delivery, "err", err)
-			return nil, nil
-		}
-	}
-}
-
-// Dead-letter headers, besides the original CloudEvents headers.
-const (
-	HeaderDLConsumer = "roster-dl-consumer"
-	HeaderDLSubject  = "roster-dl-subject"
-	HeaderDLError    = "roster-dl-error"
-	HeaderDLDelivery = "roster-dl-deliveries"
-	HeaderDLTime     = "roster-dl-time"
-)
-
-func (b *Bus) publishDeadLetter(consumer string, msg *message.Message, cause error, delivery int) error {
-	dl := message.NewMessage(msg.UUID+"."+consumer, msg.Payload)
-	for k, v := range msg.Metadata {
-		if len(k) > 9 && k[:9] == "x-roster-" {
-			continue
-		}
-		dl.Metadata.Set(k, v)
-	}
-	dl.Metadata.Set(HeaderDLConsumer, consumer)
-	dl.Metadata.Set(HeaderDLSubject, msg.Metadata.Get(mdSubject))
-	dl.Metadata.Set(HeaderDLError, cause.Error())
-	dl.Metadata.Set(HeaderDLDelivery, strconv.Itoa(delivery))
-	dl.Metadata.Set(HeaderDLTime, time.Now().UTC().Format(time.RFC3339Nano))
-	_, err := b.js.PublishMsg(context.Background(), outbox.NATSMsg(DeadLetterPrefix+consumer, dl))
-	return err
-}
-
-// deliveryUnmarshaler is watermill-nats's header marshaler plus what the
-// consumer needs from JetStream: the delivery count (for dead-lettering)
-// and the subject. It never fails: a message that cannot be read is
-// flagged and dead-lettered by the handler, instead of being left unacked
-// and redelivered forever.
-type deliveryUnmarshaler struct{}
-
-func (deliveryUnmarshaler) Unmarshal(m *nats.Msg) (*message.Message, error) {
-	msg, err := (&wnats.NATSMarshaler{}).Unmarshal(m)
-	if err != nil {
-		msg = message.NewMessage(m.Header.Get(HeaderID), m.Data)
-		msg.Metadata.Set(mdDecodeFailed, err.Error())
-	}
-	if msg.UUID == "" {
-		msg.UUID = m.Header.Get(HeaderID)
-	}
-	if md, err := m.Metadata(); err == nil {
-		msg.Metadata.Set(mdDelivery, strconv.FormatUint(md.NumDelivered, 10))
-		msg.Metadata.Set(mdStreamSeq, strconv.FormatUint(md.Sequence.Stream, 10))
-	}
-	msg.Metadata.Set(mdSubject, m.Subject)
-	return msg, nil
 }
 
 // quietClosed logs at debug level what watermill reports as an error when

@@ -38,6 +38,10 @@ var (
 		Help:    "From a write request's start until its effects were applied everywhere they are awaited and its status went out.",
 		Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
 	})
+	heldBack = promauto.NewCounterVec(prometheus.CounterOpts{
+		Name: "roster_events_held_total",
+		Help: "Deliveries handed back to come after an earlier event of their technician that failed (order.go).",
+	}, []string{"service", "consumer"})
 )
 
 // lagCollector reports, at scrape time, how many events each consumer of

@@ -41,7 +41,7 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 		})
 		name := eventbus.ConsumerName("seatbilling", "identity")
 		info, err := w.JS.ConsumerInfo("ROSTER_IDENTITY", name)
-		if err != nil || info.Config.DeliverGroup != name || info.Config.DeliverSubject != eventbus.DeliverPrefix+name {
+		if err != nil || info.Config.Durable != name || info.Config.DeliverSubject != "" {
 			t.Fatalf("the shared consumer: %+v %v", info, err)
 		}
 
@@ -66,4 +66,32 @@ func TestReplicasShareTheDurableConsumer(t *testing.T) {
 			t.Fatalf("%d effects, want 40 (each event once)", n)
 		}
 	})
+}
+
+// A durable consumer deleted from under a running replica — by an
+// operator, or by another replica replacing an older version's push
+// consumer in the same instant — is taken up again: later events are
+// applied, earlier ones not twice.
+func TestConsumerDeletedFromUnderAReplicaIsTakenUpAgain(t *testing.T) {
+	w := svctest.NewNATS(t)
+	prod := svctest.StartProducer(t, w, "", "identity")
+	db := openDB(t, "", w.Dir, "seatbilling")
+	svctest.StartBus(t, eventbus.Config{Service: "seatbilling", DB: db, Connect: w.Connect, Batch: 16}, func(b *eventbus.Bus) {
+		eventbus.On(b, recordEffect)
+	})
+	for i := range 10 {
+		prod.Emit(t, "acc_test", technician(fmt.Sprintf("before%d@example.com", i)))
+	}
+	svctest.Eventually(t, "the first events applied", func() bool { return countEffects(t, db, "") == 10 })
+	if err := w.JS.DeleteConsumer("ROSTER_IDENTITY", eventbus.ConsumerName("seatbilling", "identity")); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		prod.Emit(t, "acc_test", technician(fmt.Sprintf("after%d@example.com", i)))
+	}
+	svctest.Eventually(t, "the later events applied", func() bool { return countEffects(t, db, "") >= 20 })
+	svctest.Eventually(t, "the consumer to settle", svctest.ConsumerSettled(w.JS, "seatbilling", "identity"))
+	if n := countEffects(t, db, ""); n != 20 {
+		t.Fatalf("%d effects, want 20 (each event once)", n)
+	}
 }

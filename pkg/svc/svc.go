@@ -41,20 +41,24 @@ type Runner interface {
 	Run(ctx context.Context) error
 }
 
-// Batcher is a Service whose event consumers apply up to EventBatch()
-// events per transaction (eventbus.Config.Batch): the audit service, whose
-// appends are sequential per account anyway.
+// DefaultEventBatch is the most events a service's consumer applies in
+// one transaction (eventbus.Config.Batch): whatever has arrived, up to
+// this, in one commit; an event arriving alone is applied at once.
+const DefaultEventBatch = 256
+
+// Batcher is a Service that chooses its own EventBatch (1: one event per
+// transaction).
 type Batcher interface {
 	EventBatch() int
 }
 
-// EventBatch is s's eventbus.Config.Batch: 0 (one event per transaction)
-// unless s is a Batcher.
+// EventBatch is s's eventbus.Config.Batch: DefaultEventBatch unless s is
+// a Batcher.
 func EventBatch(s Service) int {
 	if b, ok := s.(Batcher); ok {
 		return b.EventBatch()
 	}
-	return 0
+	return DefaultEventBatch
 }
 
 // Eventual is a Service whose event consumers writers do not wait for

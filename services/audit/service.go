@@ -50,13 +50,7 @@ type Service struct {
 var (
 	_ svc.Service = (*Service)(nil)
 	_ svc.Runner  = (*Service)(nil)
-	_ svc.Batcher = (*Service)(nil)
 )
-
-// EventBatch: the audit appends up to 256 events' records per transaction
-// when events queue up (A-2 keeps one order per account; a batch is applied
-// in stream order).
-func (s *Service) EventBatch() int { return 256 }
 
 // EventuallyConsistent: a write does not wait for its audit record (the
 // record is asynchronous by contract; docs/architecture.md).

@@ -5,6 +5,8 @@ package rolepolicy_test
 // PostgreSQL. TestMain (pgtest.Run) is in service_test.go.
 
 import (
+	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -21,6 +23,7 @@ import (
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
 	"roster.dev/services/rolepolicy"
+	"roster.dev/services/rolepolicy/adapters"
 )
 
 const assignToken = "operator-token-for-assignment-tests"
@@ -555,8 +558,14 @@ func TestFirstLoginBeforeTechnicianCreated(t *testing.T) {
 		w := newAssignWorld(t, dbURL)
 		const acc = "acc_order"
 		w.createAccount(t, acc, "roster", "tech_admin")
-		w.identity.Emit(t, acc, &identityv1.FirstLogin{TechnicianId: "tech_late", Method: "password"})
-		w.identity.Emit(t, acc, &identityv1.TechnicianCreated{TechnicianId: "tech_late", RequestedRole: "Billing"})
+		// identity created the technician (version 1) before the first
+		// login (version 2); the login reaches the stream first.
+		created := &identityv1.TechnicianCreated{TechnicianId: "tech_late", RequestedRole: "Billing"}
+		login := &identityv1.FirstLogin{TechnicianId: "tech_late", Method: "password"}
+		eventbus.Stamp(context.Background(), acc, created).AggregateVersion = 1
+		eventbus.Stamp(context.Background(), acc, login).AggregateVersion = 2
+		w.identity.Emit(t, acc, login)
+		w.identity.Emit(t, acc, created)
 		got := w.waitRole(t, acc, "tech_late", func(v techRoleJSON) bool { return v.FirstLoginDone })
 		if got.Role != "Billing" || got.Status != "active" {
 			t.Fatalf("after both events: %+v", got)
@@ -564,6 +573,25 @@ func TestFirstLoginBeforeTechnicianCreated(t *testing.T) {
 		w.settle(t)
 		if all := w.assigned(t, acc, "tech_late"); len(all) != 2 || all[1].GetRoleName() != "Billing" {
 			t.Fatalf("RoleAssigned: %v", all)
+		}
+	})
+}
+
+// A batch of events takes its accounts' locks first, in account order
+// (eventbus.BeforeBatch); an account not set up yet is skipped.
+func TestLockAccountsOfABatch(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := newAssignWorld(t, dbURL)
+		w.createAccount(t, "acc_lock_b", "roster", "tech_b")
+		w.createAccount(t, "acc_lock_a", "roster", "tech_a")
+		db := svctest.OpenDB(t, dbURL, w.nats.Dir, "rolepolicy")
+		st := adapters.NewStore(db)
+		ctx := context.Background()
+		err := db.InTx(ctx, func(tx *sql.Tx) error {
+			return st.LockAccounts(ctx, tx, []string{"acc_lock_a", "acc_lock_b", "acc_lock_new"})
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 
+	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/rpc"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/rolepolicy/adapters"
@@ -73,11 +74,16 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if log == nil {
 		log = slog.Default().With("service", s.Name())
 	}
-	a := app.New(d.DB, adapters.NewStore(d.DB), d.Bus, log, d.Now)
+	st := adapters.NewStore(d.DB)
+	a := app.New(d.DB, st, d.Bus, log, d.Now)
 	if err := a.LoadIndex(ctx); err != nil {
 		return fmt.Errorf("rolepolicy: %w", err)
 	}
 	ports.Consume(d.Bus, a)
+	// A batch of events locks its accounts in one order first, as every
+	// handler locks its account (PostgreSQL deadlocks between replicas
+	// otherwise).
+	eventbus.BeforeBatch(d.Bus, st.LockAccounts)
 	layers := app.NewLayers(a, adapters.NewStore(d.DB)) // personas, purposes
 	ports.ConsumeLayers(d.Bus, layers)
 	if d.Connect != nil {

@@ -1,6 +1,8 @@
 package seatbilling_test
 
 import (
+	"context"
+	"database/sql"
 	"fmt"
 	"sync"
 	"testing"
@@ -8,6 +10,7 @@ import (
 	"roster.dev/pkg/svc/svctest"
 	identityv1 "roster.dev/proto/roster/identity/v1"
 	seatbillingv1 "roster.dev/proto/roster/seatbilling/v1"
+	"roster.dev/services/seatbilling/adapters"
 	"roster.dev/services/seatbilling/ports"
 )
 
@@ -116,6 +119,25 @@ func TestConcurrentAddsConfirmationsAndDisables(t *testing.T) {
 		}
 		if n := w.rows(t, "overallocations", acc, ""); n != 0 {
 			t.Errorf("%d overallocations", n)
+		}
+	})
+}
+
+// A batch of events takes its accounts' subscription locks first, in
+// account order (eventbus.BeforeBatch); an account without a subscription
+// yet (its AccountCreated is in the same batch) is skipped.
+func TestLockSubscriptionsOfABatch(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := newBillingWorld(t, dbURL, seatTestNow, nil)
+		w.openAccount(t, "acc_lock_b", 3)
+		w.openAccount(t, "acc_lock_a", 3)
+		st := adapters.NewStore(w.db)
+		ctx := context.Background()
+		err := w.db.InTx(ctx, func(tx *sql.Tx) error {
+			return st.LockSubscriptions(ctx, tx, []string{"acc_lock_a", "acc_lock_b", "acc_lock_new"})
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 	})
 }

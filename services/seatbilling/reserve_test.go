@@ -1,6 +1,7 @@
 package seatbilling_test
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"strings"
@@ -10,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/svc/svctest"
 	commonv1 "roster.dev/proto/roster/common/v1"
 	identityv1 "roster.dev/proto/roster/identity/v1"
@@ -358,13 +360,48 @@ func TestDisableBeforeItsCreationStillFreesTheSeat(t *testing.T) {
 		const acc = "acc_reordered"
 		w.openAccount(t, acc, 3)
 		wantOutcome(t, "res_x", w.reserve(t, acc, "res_x", false), reserved)
-		w.publish(t, acc, &identityv1.TechnicianDisabled{TechnicianId: "tech_x", Reason: "left"})
+		// identity created (version 1), then disabled (version 2).
+		created, disabled := technicianCreated("tech_x", "res_x"), &identityv1.TechnicianDisabled{TechnicianId: "tech_x", Reason: "left"}
+		eventbus.Stamp(context.Background(), acc, created).AggregateVersion = 1
+		eventbus.Stamp(context.Background(), acc, disabled).AggregateVersion = 2
+		w.publish(t, acc, disabled)
 		time.Sleep(300 * time.Millisecond) // a retry or two of the disable
-		w.publish(t, acc, technicianCreated("tech_x", "res_x"))
+		w.publish(t, acc, created)
 		w.settle(t)
 		w.waitSeats(t, acc, ports.Seats{Total: 3, Used: 1, Available: 2})
 		if n := w.rows(t, "seats", acc, "technician_id = $2 AND status = 'released'", "tech_x"); n != 1 {
 			t.Fatalf("tech_x's seat is not released (%d released rows)", n)
+		}
+	})
+}
+
+// Issue 18, item 5: identity disables a seated technician (version 2) and
+// enables them again (version 3); the enable reaches seatbilling first, as
+// when a crash or a failed delivery reorders them. The late disable is
+// ignored: the technician keeps the seat, as identity left them enabled.
+func TestEnableBeforeTheDisableItFollowedKeepsTheSeat(t *testing.T) {
+	svctest.EachBackend(t, func(t *testing.T, dbURL string) {
+		w := newBillingWorld(t, dbURL, seatTestNow, nil)
+		const acc = "acc_reenabled"
+		ctx := context.Background()
+		w.openAccount(t, acc, 3)
+		wantOutcome(t, "res_y", w.reserve(t, acc, "res_y", false), reserved)
+		created := technicianCreated("tech_y", "res_y")
+		eventbus.Stamp(ctx, acc, created).AggregateVersion = 1
+		w.publish(t, acc, created)
+		w.settle(t)
+		w.waitSeats(t, acc, ports.Seats{Total: 3, Used: 2, Available: 1}) // the admin's and tech_y's
+
+		disabled := &identityv1.TechnicianDisabled{TechnicianId: "tech_y", Reason: "left"}
+		enabled := &identityv1.TechnicianEnabled{TechnicianId: "tech_y"}
+		eventbus.Stamp(ctx, acc, disabled).AggregateVersion = 2
+		eventbus.Stamp(ctx, acc, enabled).AggregateVersion = 3
+		w.publish(t, acc, enabled)
+		w.publish(t, acc, disabled)
+		w.settle(t)
+		w.waitSeats(t, acc, ports.Seats{Total: 3, Used: 2, Available: 1})
+		if n := w.rows(t, "seats", acc, "technician_id = $2 AND status = 'released'", "tech_y"); n != 0 {
+			t.Fatalf("tech_y's seat was released by the late disable (%d released rows)", n)
 		}
 	})
 }

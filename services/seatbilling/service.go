@@ -17,6 +17,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/nats-io/nats.go"
 
+	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/rpc"
 	"roster.dev/pkg/svc"
 	"roster.dev/services/seatbilling/adapters"
@@ -83,9 +84,14 @@ func (s *Service) Setup(ctx context.Context, d svc.Deps) error {
 	if now == nil {
 		now = time.Now
 	}
-	a := app.New(adapters.NewStore(d.DB), d.Bus, log, now, app.Config{ReservationTTL: s.ReservationTTL})
+	st := adapters.NewStore(d.DB)
+	a := app.New(st, d.Bus, log, now, app.Config{ReservationTTL: s.ReservationTTL})
 	s.app, s.log = a, log
 	ports.RegisterConsumers(d.Bus, a)
+	// A batch of events locks its accounts' subscriptions in one order
+	// first, as every handler locks its account's (PostgreSQL deadlocks
+	// between replicas otherwise).
+	eventbus.BeforeBatch(d.Bus, st.LockSubscriptions)
 
 	nc, err := d.Connect("seatbilling-rpc")
 	if err != nil {

@@ -130,6 +130,7 @@ func StartBus(t testing.TB, cfg eventbus.Config, register func(*eventbus.Bus)) *
 	select {
 	case <-b.Ready():
 	case err := <-done:
+		done <- err // for the cleanup
 		t.Fatalf("bus %s stopped: %v", b.Service(), err)
 	case <-time.After(timeout):
 		t.Fatalf("bus %s not ready in %v", b.Service(), timeout)

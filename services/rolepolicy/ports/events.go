@@ -15,7 +15,10 @@ import (
 
 // Consume registers the service's event handlers on bus. The bus runs each
 // one inside the transaction that records the event in the inbox, so a
-// redelivered event is applied once.
+// redelivered event is applied once. A technician's disables and enables
+// are applied in identity's order (eventbus.OnLatest: an older one
+// delivered late is ignored), not by their times, which two changes in
+// one instant share.
 func Consume(bus *eventbus.Bus, a *app.App) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.AccountCreated) error {
 		return a.SetUpAccount(ctx, tx, app.SetUpAccount{
@@ -43,14 +46,14 @@ func Consume(bus *eventbus.Bus, a *app.App) {
 			At:           at,
 		})
 	})
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
 		return a.DisableTechnician(ctx, tx, app.ChangeStatus{
 			AccountID:    ev.GetMeta().GetAccountId(),
 			TechnicianID: ev.GetTechnicianId(),
 			At:           timeOf(ev.GetMeta().GetOccurredAt()),
 		})
 	})
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
 		return a.EnableTechnician(ctx, tx, app.ChangeStatus{
 			AccountID:    ev.GetMeta().GetAccountId(),
 			TechnicianID: ev.GetTechnicianId(),

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"roster.dev/pkg/store"
@@ -15,6 +16,32 @@ import (
 // committed when fn succeeds, retried when it loses a serialisation race).
 func (s *Store) InTx(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.db.InTx(ctx, fn)
+}
+
+// LockSubscriptions takes the locks of several accounts' subscriptions at
+// once, in account order, first in the transaction of a batch of events
+// (eventbus.BeforeBatch): its handlers then lock them again, already held,
+// in whatever order the events come, and two replicas' batches never hold
+// one account each while waiting for the other's. PostgreSQL only: on
+// SQLite the transaction holds the database's write lock already.
+func (s *Store) LockSubscriptions(ctx context.Context, tx *sql.Tx, accountIDs []string) error {
+	if s.db.Dialect != store.Postgres || len(accountIDs) < 2 {
+		return nil
+	}
+	marks := make([]string, len(accountIDs))
+	args := make([]any, len(accountIDs))
+	for i, id := range accountIDs {
+		marks[i], args[i] = fmt.Sprintf("$%d", i+1), id
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT account_id FROM subscriptions WHERE account_id IN (`+strings.Join(marks, ", ")+
+		`) ORDER BY account_id FOR UPDATE`, args...)
+	if err != nil {
+		return fmt.Errorf("lock %d subscriptions: %w", len(accountIDs), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+	}
+	return rows.Err()
 }
 
 // LockSubscription reads the account's subscription within tx and holds

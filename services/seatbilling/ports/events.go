@@ -19,32 +19,36 @@ import (
 
 // RegisterConsumers subscribes the app to the events it reacts to. Each
 // handler runs in the transaction that records the event in the inbox, so
-// its writes and emitted events commit with it, once per event.
+// its writes and emitted events commit with it, once per event. The events
+// that set a technician's seat state (created, accepted, enabled,
+// disabled) are applied in identity's order: one older than one applied is
+// ignored (eventbus.OnLatest), so a disable and an enable reordered by a
+// crash leave the seat as identity left the technician.
 func RegisterConsumers(bus *eventbus.Bus, a *app.Application) {
 	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.AccountCreated) error {
 		return a.OpenSubscription.Handle(ctx, tx, openSubscription(ev))
 	})
 	// S-2, S-3: the technician identity created or enabled takes the seat
 	// its reservation held, or buys the one it reserved.
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianCreated) error {
 		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
 			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
 			OnCreation: true,
 		})
 	})
 	// S-2 (atlan): the accepted invitation takes the seat reserved for it.
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.InvitationAccepted) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.InvitationAccepted) error {
 		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
 			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
 		})
 	})
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianEnabled) error {
 		return a.ConfirmSeat.Handle(ctx, tx, app.ConfirmSeat{
 			AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId(), ReservationID: ev.GetReservationId(),
 		})
 	})
 	// S-4: a disabled technician's seat is free for reuse.
-	eventbus.On(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
+	eventbus.OnLatest(bus, func(ctx context.Context, tx *sql.Tx, ev *identityv1.TechnicianDisabled) error {
 		return a.ReleaseSeat.Handle(ctx, tx, app.ReleaseSeat{AccountID: ev.GetMeta().GetAccountId(), TechnicianID: ev.GetTechnicianId()})
 	})
 	// S-2 (atlan): the role each technician holds, for the seats shown

@@ -98,9 +98,15 @@ type EventMeta struct {
 	CorrelationId string `protobuf:"bytes,5,opt,name=correlation_id,json=correlationId,proto3" json:"correlation_id,omitempty"`
 	// The event_id of the event whose handling produced this one (empty for
 	// events produced directly by a request).
-	CausationId   string `protobuf:"bytes,6,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	CausationId string `protobuf:"bytes,6,opt,name=causation_id,json=causationId,proto3" json:"causation_id,omitempty"`
+	// The version of the aggregate the event is about — the technician, for
+	// an event with a technician_id — after this event: its producer counts
+	// each technician's events, in the transaction that emits each one, so
+	// consumers apply a technician's events in that order and recognise an
+	// older one delivered late (docs/reliability.md). 0: not versioned.
+	AggregateVersion uint64 `protobuf:"varint,7,opt,name=aggregate_version,json=aggregateVersion,proto3" json:"aggregate_version,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *EventMeta) Reset() {
@@ -173,6 +179,13 @@ func (x *EventMeta) GetCausationId() string {
 		return x.CausationId
 	}
 	return ""
+}
+
+func (x *EventMeta) GetAggregateVersion() uint64 {
+	if x != nil {
+		return x.AggregateVersion
+	}
+	return 0
 }
 
 // Actor is who caused a change (A-1).
@@ -297,7 +310,7 @@ var File_roster_common_v1_event_proto protoreflect.FileDescriptor
 
 const file_roster_common_v1_event_proto_rawDesc = "" +
 	"\n" +
-	"\x1croster/common/v1/event.proto\x12\x10roster.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xfb\x01\n" +
+	"\x1croster/common/v1/event.proto\x12\x10roster.common.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xa8\x02\n" +
 	"\tEventMeta\x12\x19\n" +
 	"\bevent_id\x18\x01 \x01(\tR\aeventId\x12\x1d\n" +
 	"\n" +
@@ -306,7 +319,8 @@ const file_roster_common_v1_event_proto_rawDesc = "" +
 	"occurredAt\x12-\n" +
 	"\x05actor\x18\x04 \x01(\v2\x17.roster.common.v1.ActorR\x05actor\x12%\n" +
 	"\x0ecorrelation_id\x18\x05 \x01(\tR\rcorrelationId\x12!\n" +
-	"\fcausation_id\x18\x06 \x01(\tR\vcausationId\"o\n" +
+	"\fcausation_id\x18\x06 \x01(\tR\vcausationId\x12+\n" +
+	"\x11aggregate_version\x18\a \x01(\x04R\x10aggregateVersion\"o\n" +
 	"\x05Actor\x12/\n" +
 	"\x04type\x18\x01 \x01(\x0e2\x1b.roster.common.v1.ActorTypeR\x04type\x12\x0e\n" +
 	"\x02id\x18\x02 \x01(\tR\x02id\x12%\n" +
