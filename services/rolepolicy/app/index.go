@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 
+	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/idempotency"
 	"roster.dev/services/rolepolicy/access"
 	"roster.dev/services/rolepolicy/domain"
@@ -103,14 +104,27 @@ func (a *App) write(ctx context.Context, accountID string, req idempotency.Reque
 	return res, err
 }
 
-// indexed reports an index change that found no account: the index
-// missed the account's setup. It is logged, not failed: the database is
-// right, and the next start rebuilds the index.
+// indexed reports an index change that found no account: this replica's
+// index missed the account's setup (another replica applied it, and its
+// broadcast has not arrived yet). The database is right; once the
+// handler's transaction committed, the account is rebuilt from it — the
+// version the handler bumped must not count as seen by an index that
+// lacks the account, or the catch-up would never rebuild it (found by
+// TestReplicasCatchUpWithoutBroadcast once consumers applied batches).
 func (a *App) indexed(ctx context.Context, ok bool, accountID, what string) {
-	if !ok {
-		a.log.ErrorContext(ctx, "access index does not know the account; the change reaches it at the next start",
-			"account_id", accountID, "change", what)
+	if ok {
+		return
 	}
+	if eventbus.OnCommit(ctx, func() {
+		if err := a.rebuild(context.WithoutCancel(ctx), accountID); err != nil {
+			a.log.ErrorContext(ctx, "access index: account not rebuilt; the catch-up or the next start does it",
+				"account_id", accountID, "change", what, "err", err)
+		}
+	}) {
+		return
+	}
+	a.log.ErrorContext(ctx, "access index does not know the account; the change reaches it at the next start",
+		"account_id", accountID, "change", what)
 }
 
 // CheckAccess is R-7 from the index: no database read, no allocation.
