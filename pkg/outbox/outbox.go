@@ -160,10 +160,12 @@ func (o *Outbox) Add(tx *stdsql.Tx, subject string, msgs ...*message.Message) er
 	if subject == "" {
 		return errors.New("outbox: a message needs a subject")
 	}
+	// The statement is prepared once per connection by the store's
+	// statement cache (SQLite) or pgx's (PostgreSQL). Not tx.Stmt of a
+	// prepared statement: each call of that keeps a statement bound to the
+	// transaction until it ends — 20,000 of them grew the heap of one
+	// offboarding by 14 MiB (TestOffboardingAtScaleBoundedMemory).
 	exec := func(args ...any) (stdsql.Result, error) { return tx.Exec(insertQuery, args...) }
-	if stmt := o.insert.Load(); stmt != nil {
-		exec = tx.Stmt(stmt).Exec // prepared once per connection
-	}
 	for _, m := range msgs {
 		payload, err := json.Marshal(envelope{DestinationTopic: subject, UUID: m.UUID, Payload: m.Payload, Metadata: m.Metadata})
 		if err != nil {

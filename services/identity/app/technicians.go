@@ -342,17 +342,23 @@ func (a *App) disable(ctx context.Context, tx *sql.Tx, t *domain.Technician, rea
 			return err
 		}
 	}
-	if a.Offboarding != nil { // O-1…O-4: the plan and its instructions
-		if err := a.Offboarding.Offboard(ctx, tx, *t, successorID); err != nil {
-			return err
-		}
-	}
-	return a.Bus.Emit(ctx, tx, t.AccountID, &identityv1.TechnicianDisabled{
+	// TechnicianDisabled goes into the outbox before the offboarding's
+	// instructions (one per owned item, maybe thousands): the relay sends
+	// rows in order, and the services that free the seat and deny access —
+	// which the disabling request waits for (read-your-writes) — get it
+	// first.
+	if err := a.Bus.Emit(ctx, tx, t.AccountID, &identityv1.TechnicianDisabled{
 		// The time by identity's clock, as FirstLogin's: rolepolicy orders
 		// status events by it.
 		Meta:         &commonv1.EventMeta{OccurredAt: timestamppb.New(now)},
 		TechnicianId: t.ID, Reason: reason, SuccessorId: successorID,
-	})
+	}); err != nil {
+		return err
+	}
+	if a.Offboarding != nil { // O-1…O-4: the plan and its instructions
+		return a.Offboarding.Offboard(ctx, tx, *t, successorID)
+	}
+	return nil
 }
 
 // EnableTechnician re-enables a disabled technician: a seat is needed, under
