@@ -13,7 +13,7 @@ PKGS  := roster.dev/services/roster roster.dev/services/roster/cmd/... roster.de
          roster.dev/services/identity/... roster.dev/services/seatbilling/... \
          roster.dev/services/rolepolicy/... roster.dev/services/audit/... roster.dev/deploy/...
 
-.PHONY: run build test vet fuzz proto proto-check tools clean chaos bench cluster-test consistency
+.PHONY: run build test test-race vet fuzz proto proto-check tools clean chaos bench cluster-test consistency
 
 ## run: build and start the all-in-one (embedded NATS + SQLite under ./data)
 run: build
@@ -27,9 +27,14 @@ build:
 ## binaries for the PostgreSQL half: .ci/install-postgres.sh; installs
 ## nats-server v2.15.2 for the cluster fault test's short mode)
 test: vet $(NATS_SERVER)
-	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
-	$(MAKE) --no-print-directory consistency
+	$(MAKE) --no-print-directory -j2 --output-sync=target test-race consistency
 	$(MAKE) --no-print-directory fuzz FUZZTIME=1s
+
+## test-race: every package's tests with the race detector (make test runs
+## it beside make consistency, which waits on the pipeline more than it
+## computes)
+test-race:
+	GORACE=atexit_sleep_ms=0 $(GO) test -race -count=1 -parallel 4 -timeout 8m $(PKGS)
 
 ## consistency: the read-your-writes suite (issue 18) — every write→read
 ## pair of the contract CONSISTENCY_N times with no pause, against `roster

@@ -19,6 +19,7 @@ import (
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/svc"
 	"roster.dev/pkg/svc/svctest"
+	iddomain "roster.dev/services/identity/domain"
 )
 
 const childEnv = "ROSTER_SERVE_CHILD"
@@ -27,6 +28,16 @@ func TestMain(m *testing.M) {
 	if args := os.Getenv(childEnv); args != "" {
 		// Play the roster binary: the test re-executes itself as `roster`.
 		os.Exit(Main(strings.Fields(args)))
+	}
+	if raceDetector {
+		// Under the race detector argon2id at OWASP's parameters (19 MiB,
+		// 2 passes) takes ~10× longer, and the login, session, TOTP and
+		// lockout tests spent most of their time hashing (TOTP and
+		// sessions: 19 s → 6.5 s without it). The parameters and their
+		// floor are tested in services/identity/domain; the hosts of this
+		// package hash cheaply under -race only (child processes, started
+		// above, keep the defaults).
+		iddomain.SetArgon2(iddomain.Argon2Params{Memory: 1024, Time: 1, Threads: 1})
 	}
 	os.Exit(pgtest.Run(m))
 }
