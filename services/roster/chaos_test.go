@@ -30,6 +30,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
+	"roster.dev/pkg/svc/svctest"
 	identitydomain "roster.dev/services/identity/domain"
 )
 
@@ -61,7 +62,7 @@ func TestChaosSeparateProcesses(t *testing.T) {
 	if os.Getenv("ROSTER_CHAOS_SEPARATE") == "" {
 		t.Skip("set ROSTER_CHAOS_SEPARATE=1 (make chaos does) to run the separate-processes mode")
 	}
-	natsServer := natsServerBinary(t)
+	natsServer := svctest.NATSServerBinary(t)
 	dir := t.TempDir()
 	ch := &chaosChild{t: t, dir: dir, http: freeAddr(t), nats: freeAddr(t), pg: pgtest.DSN(t)}
 	host, port, _ := net.SplitHostPort(ch.nats)
@@ -82,36 +83,6 @@ func TestChaosSeparateProcesses(t *testing.T) {
 // services are Roster's four services, as `roster serve <service>` names them.
 var services = []string{"identity", "seatbilling", "rolepolicy", "audit"}
 
-// natsServerBinary is the nats-server executable: on PATH, in GOPATH/bin
-// (`make chaos` and `make cluster-test` install v2.15.2 there), or else
-// built from the nats-server module this workspace pins (go.mod) into the
-// user's cache, once.
-func natsServerBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	p = filepath.Join(cache, "roster", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	t.Logf("building nats-server into %s (go install github.com/nats-io/nats-server/v2@v2.15.2 avoids it)", p)
-	cmd := exec.Command("go", "build", "-o", p, "github.com/nats-io/nats-server/v2")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("no nats-server on PATH nor in GOPATH/bin, and building it failed: %v\n%s", err, out)
-	}
-	return p
-}
-
 // serveFront listens on ch.http as the load balancer in front of the
 // separate processes: each path goes to its service (serviceOf), spread
 // round-robin over the service's replicas that are up (started and ready,
@@ -128,7 +99,7 @@ func (ch *chaosChild) serveFront(replicas map[string][]*chaosProc) {
 	}
 	var next atomic.Uint64
 	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ps := replicas[serviceOf(r.URL.Path)]
+		ps := replicas[svctest.ServiceOf(r.URL.Path)]
 		n := next.Add(1)
 		for i := range ps {
 			if p := ps[(int(n)+i)%len(ps)]; p.up.Load() {
@@ -144,21 +115,6 @@ func (ch *chaosChild) serveFront(replicas map[string][]*chaosProc) {
 	}
 	go front.Serve(ln)
 	t.Cleanup(func() { front.Close() })
-}
-
-// serviceOf is the service serving an HTTP path (api.md's routes).
-func serviceOf(path string) string {
-	switch {
-	case strings.Contains(path, "/audit"):
-		return "audit"
-	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
-		strings.Contains(path, "/seats/"):
-		return "seatbilling"
-	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
-		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
-		return "rolepolicy"
-	}
-	return "identity"
 }
 
 // runChaos drives the load against ch while killing the process victim

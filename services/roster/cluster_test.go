@@ -18,6 +18,7 @@ import (
 
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/pgtest"
+	"roster.dev/pkg/svc/svctest"
 )
 
 // The cluster fault test (issue 13, docs/reliability.md "Cluster fault
@@ -49,7 +50,7 @@ import (
 // figures of docs/performance.md) and the time to recover from each node
 // kill.
 func TestClusterFaults(t *testing.T) {
-	natsServer := natsServerBinary(t)
+	natsServer := svctest.NATSServerBinary(t)
 	replicas := envInt(t, "ROSTER_CLUSTER_REPLICAS", 2)
 	rounds := envInt(t, "ROSTER_CLUSTER_ROUNDS", 2)
 	measure := time.Duration(envIntOr(t, "ROSTER_CLUSTER_MEASURE", 0)) * time.Second

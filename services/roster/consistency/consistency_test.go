@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"roster.dev/pkg/pgtest"
+	"roster.dev/pkg/svc/svctest"
 	"roster.dev/services/roster"
 )
 
@@ -76,7 +77,7 @@ func TestSeparateProcesses(t *testing.T) {
 	natsAddr := freeAddr(t)
 	host, port, _ := net.SplitHostPort(natsAddr)
 	d.procs = append(d.procs, &proc{name: "nats-server", natsAddr: natsAddr,
-		exe: natsServerBinary(t), argv: []string{"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port}})
+		exe: svctest.NATSServerBinary(t), argv: []string{"-js", "-sd", filepath.Join(dir, "nats"), "-a", host, "-p", port}})
 	pg := pgtest.DSN(t)
 	backends := map[string]*proc{}
 	for _, s := range []string{"identity", "seatbilling", "rolepolicy", "audit"} {
@@ -612,51 +613,10 @@ func (d *deployment) serveFront(backends map[string]*proc) {
 		d.t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxies[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+		proxies[svctest.ServiceOf(r.URL.Path)].ServeHTTP(w, r)
 	})}
 	go srv.Serve(ln)
 	d.t.Cleanup(func() { srv.Close() })
-}
-
-// serviceOf is the service serving an HTTP path (api.md's routes).
-func serviceOf(path string) string {
-	switch {
-	case strings.Contains(path, "/audit"):
-		return "audit"
-	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
-		strings.Contains(path, "/seats/"):
-		return "seatbilling"
-	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
-		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
-		return "rolepolicy"
-	}
-	return "identity"
-}
-
-// natsServerBinary is nats-server on PATH or in GOPATH/bin (make test
-// installs v2.15.2 there), else built from the pinned module once.
-func natsServerBinary(t *testing.T) string {
-	t.Helper()
-	if p, err := exec.LookPath("nats-server"); err == nil {
-		return p
-	}
-	gopath, _ := exec.Command("go", "env", "GOPATH").Output()
-	p := filepath.Join(strings.TrimSpace(string(gopath)), "bin", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	p = filepath.Join(cache, "roster", "nats-server")
-	if _, err := os.Stat(p); err == nil {
-		return p
-	}
-	if out, err := exec.Command("go", "build", "-o", p, "github.com/nats-io/nats-server/v2").CombinedOutput(); err != nil {
-		t.Fatalf("no nats-server, and building it failed: %v\n%s", err, out)
-	}
-	return p
 }
 
 func freeAddr(t *testing.T) string {
