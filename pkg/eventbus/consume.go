@@ -88,6 +88,12 @@ func (c *consumer) consume(ctx context.Context) error {
 	}
 	cc, err := pc.Consume(c.receive,
 		jetstream.PullMaxMessages(c.batch),
+		// Pull requests live 5 s (heartbeats every 2.5 s), not nats.go's
+		// 30 s: a pull lost on a busy server or a leader change is noticed
+		// after two missed heartbeats, so a consumer stalls for seconds,
+		// not half a minute (a test waiting 20 s for rolepolicy's
+		// consumer timed out once in CI under load).
+		jetstream.PullExpiry(5*time.Second),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			switch {
 			case errors.Is(err, jetstream.ErrConsumerDeleted), errors.Is(err, jetstream.ErrConsumerNotFound):
