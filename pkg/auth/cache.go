@@ -116,6 +116,9 @@ type flight struct {
 // cache holds the verified tokens of one process.
 type cache struct {
 	cfg CacheConfig
+	// joinedFlight, when a test sets it, runs each time a request joins
+	// a question in flight.
+	joinedFlight func()
 
 	mu      sync.Mutex
 	entries map[[sha256.Size]byte]*list.Element
@@ -172,7 +175,11 @@ func (c *cache) resolve(ctx context.Context, key [sha256.Size]byte,
 	}
 	if f := c.flights[key]; f != nil && f.gen == c.gen {
 		f.joined++
+		joined := c.joinedFlight
 		c.mu.Unlock()
+		if joined != nil {
+			joined()
+		}
 		select {
 		case <-f.done:
 			return f.p, f.ok, f.err

@@ -164,6 +164,10 @@ func TestCacheSharesConcurrentMissesButNotAcrossAnInvalidation(t *testing.T) {
 	}
 	var wg sync.WaitGroup
 	const clients = 16
+	joins := make(chan struct{}, clients)
+	c.mu.Lock()
+	c.joinedFlight = func() { joins <- struct{}{} }
+	c.mu.Unlock()
 	for range clients {
 		wg.Add(1)
 		go func() {
@@ -174,8 +178,10 @@ func TestCacheSharesConcurrentMissesButNotAcrossAnInvalidation(t *testing.T) {
 		}()
 	}
 	// Let identity answer once every client waits for the one question.
-	for deadline := time.Now().Add(10 * time.Second); c.joined(key("t")) < clients-1; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
+	for range clients - 1 {
+		select {
+		case <-joins:
+		case <-time.After(10 * time.Second):
 			t.Fatalf("%d clients joined the question", c.joined(key("t")))
 		}
 	}
