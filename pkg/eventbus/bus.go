@@ -169,20 +169,14 @@ func (b *Bus) Emit(ctx context.Context, tx *sql.Tx, accountID string, events ...
 		if err := b.outbox.Add(tx, subject, msg); err != nil {
 			return err
 		}
-		id, typ := ev.GetMeta().GetEventId(), string(ev.ProtoReflect().Descriptor().FullName())
-		b.cfg.DB.AfterCommit(tx, func() { b.committed(ctx, id, typ) })
+		// The outbox wakes its relay once tx commits (Outbox.Add); a request
+		// or handler that waits for its effects learns of the event then.
+		if t := trackerFrom(ctx); t != nil {
+			id, typ := ev.GetMeta().GetEventId(), string(ev.ProtoReflect().Descriptor().FullName())
+			b.cfg.DB.AfterCommit(tx, func() { t.add(id, typ) })
+		}
 	}
 	return nil
-}
-
-// committed runs once the transaction that emitted event id of type typ
-// committed: the outbox relay sends it at once, and the request or the
-// handler that emitted it learns it is out (settle.go).
-func (b *Bus) committed(ctx context.Context, id, typ string) {
-	b.outbox.Kick()
-	if t := trackerFrom(ctx); t != nil {
-		t.add(id, typ)
-	}
 }
 
 // Ready is closed once the outbox relay runs and every consumer exists.

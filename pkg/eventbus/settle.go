@@ -21,7 +21,6 @@ package eventbus
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -258,7 +257,6 @@ func (w *Waiter) refresh() error {
 		return err
 	}
 	byType, bySource := map[string][]string{}, map[string][]string{}
-	var errs []error
 	for _, source := range EventServices {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		for info := range js.ConsumersInfo(EventStream(source), nats.Context(ctx)) {
@@ -279,7 +277,7 @@ func (w *Waiter) refresh() error {
 	w.mu.Lock()
 	w.byType, w.bySource = byType, bySource
 	w.mu.Unlock()
-	return errors.Join(errs...)
+	return nil
 }
 
 // awaitedBy returns the consumers a writer waits for after an event of typ.
