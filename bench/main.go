@@ -42,6 +42,7 @@ import (
 
 	"roster.dev/pkg/natsembed"
 	"roster.dev/pkg/rpc"
+	"roster.dev/pkg/svc"
 	rolepolicyv1 "roster.dev/proto/roster/rolepolicy/v1"
 )
 
@@ -615,25 +616,10 @@ func startServe(c config, cpuProfile string) (*serve, error) {
 	}
 	s.url = "http://" + frontAddr
 	s.front = &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		backends[serviceOf(r.URL.Path)].ServeHTTP(w, r)
+		backends[svc.ServiceOf(r.URL.Path)].ServeHTTP(w, r)
 	})}
 	go s.front.Serve(ln)
 	return s, nil
-}
-
-// serviceOf is the service serving an HTTP path (api.md's routes).
-func serviceOf(path string) string {
-	switch {
-	case strings.Contains(path, "/audit"):
-		return "audit"
-	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
-		strings.Contains(path, "/seats/"):
-		return "seatbilling"
-	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
-		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
-		return "rolepolicy"
-	}
-	return "identity"
 }
 
 // stop sends SIGTERM to the roster processes, then the nats-server (the

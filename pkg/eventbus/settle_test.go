@@ -49,19 +49,7 @@ func TestWriteAnswersOnceItsEffectsAreApplied(t *testing.T) {
 			eventbus.OnAll(b, "identity", func(context.Context, *sql.Tx, eventbus.Event) error { return errors.New("the audit is down") })
 		})
 
-	nc, err := w.Connect("settle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	waiter, err := eventbus.NewWaiter(nc, 10*time.Second, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(waiter.Close)
-	if err := waiter.Refresh(); err != nil {
-		t.Fatal(err)
-	}
+	waiter := startWaiter(t, w, 10*time.Second)
 	srv := httptest.NewServer(waiter.Middleware(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		email := r.URL.Query().Get("email")
 		err := idDB.InTx(r.Context(), func(tx *sql.Tx) error {
@@ -107,19 +95,7 @@ func TestWriteAnswersPendingAtTheDeadline(t *testing.T) {
 			return errors.New("seatbilling is failing")
 		})
 	})
-	nc, err := w.Connect("settle")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	waiter, err := eventbus.NewWaiter(nc, 300*time.Millisecond, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(waiter.Close)
-	if err := waiter.Refresh(); err != nil {
-		t.Fatal(err)
-	}
+	waiter := startWaiter(t, w, 300*time.Millisecond)
 	srv := httptest.NewServer(waiter.Middleware(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		if err := idDB.InTx(r.Context(), func(tx *sql.Tx) error {
 			return id.Emit(r.Context(), tx, "acc_settle", technician("late@settle.test"))
@@ -138,4 +114,23 @@ func TestWriteAnswersPendingAtTheDeadline(t *testing.T) {
 	if res.StatusCode != 201 || res.Header.Get(eventbus.HeaderConsistency) != "pending" {
 		t.Fatalf("%d, %s: %q", res.StatusCode, eventbus.HeaderConsistency, res.Header.Get(eventbus.HeaderConsistency))
 	}
+}
+
+// startWaiter starts a Waiter on w that has read the consumers' registry.
+func startWaiter(t *testing.T, w *svctest.World, timeout time.Duration) *eventbus.Waiter {
+	t.Helper()
+	nc, err := w.Connect("settle")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	waiter, err := eventbus.NewWaiter(nc, timeout, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(waiter.Close)
+	if err := waiter.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	return waiter
 }

@@ -30,6 +30,7 @@ import (
 	"roster.dev/pkg/eventbus"
 	"roster.dev/pkg/pgtest"
 	"roster.dev/pkg/store"
+	"roster.dev/pkg/svc"
 	"roster.dev/pkg/svc/svctest"
 	identitydomain "roster.dev/services/identity/domain"
 )
@@ -99,7 +100,7 @@ func (ch *chaosChild) serveFront(replicas map[string][]*chaosProc) {
 	}
 	var next atomic.Uint64
 	front := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ps := replicas[svctest.ServiceOf(r.URL.Path)]
+		ps := replicas[svc.ServiceOf(r.URL.Path)]
 		n := next.Add(1)
 		for i := range ps {
 			if p := ps[(int(n)+i)%len(ps)]; p.up.Load() {

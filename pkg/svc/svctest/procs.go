@@ -37,19 +37,3 @@ func NATSServerBinary(t testing.TB) string {
 	}
 	return p
 }
-
-// ServiceOf is the service that serves an HTTP path (api.md's routes):
-// how the front proxy of the separate-process tests routes.
-func ServiceOf(path string) string {
-	switch {
-	case strings.Contains(path, "/audit"):
-		return "audit"
-	case strings.Contains(path, "/subscription"), strings.Contains(path, "/charges"), strings.Contains(path, "/features"),
-		strings.Contains(path, "/seats/"):
-		return "seatbilling"
-	case strings.HasPrefix(path, "/v1/permissions"), strings.Contains(path, "/roles"), strings.HasSuffix(path, "/role"),
-		strings.Contains(path, "/access/"), strings.HasSuffix(path, "/effective-access"):
-		return "rolepolicy"
-	}
-	return "identity"
-}

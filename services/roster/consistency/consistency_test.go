@@ -31,6 +31,7 @@ import (
 	"time"
 
 	"roster.dev/pkg/pgtest"
+	"roster.dev/pkg/svc"
 	"roster.dev/pkg/svc/svctest"
 	"roster.dev/services/roster"
 )
@@ -613,7 +614,7 @@ func (d *deployment) serveFront(backends map[string]*proc) {
 		d.t.Fatal(err)
 	}
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		proxies[svctest.ServiceOf(r.URL.Path)].ServeHTTP(w, r)
+		proxies[svc.ServiceOf(r.URL.Path)].ServeHTTP(w, r)
 	})}
 	go srv.Serve(ln)
 	d.t.Cleanup(func() { srv.Close() })
